@@ -1,0 +1,200 @@
+"""The configuration schema: one TOML file, validated strictly.
+
+Field names are a contract that users' files and other modules rely on: extend, never rename.
+Every field has a description; `gateway.config.errors` uses it to tell the user how to fix a value.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+SLUG = r"^[a-z0-9][a-z0-9-]*$"
+DEVICE_NAME = r"^[a-z0-9][a-z0-9_-]*$"
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors: a typo must never be silently ignored on a door controller."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+def _resolve_path(value: object, info: ValidationInfo) -> object:
+    """Relative paths are relative to the config file, so a config works from any working directory."""
+    base = (info.context or {}).get("base_dir")
+    if isinstance(value, str) and value and base is not None:
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else Path(base) / path
+    return value
+
+
+def _check_readable_file(path: Path | None, key: str) -> Path | None:
+    if path is None:
+        return None
+    if not path.is_file():
+        raise ValueError(f"{key} {str(path)!r} does not exist or is not a file. Fix: give the path of an existing file")
+    if not os.access(path, os.R_OK):
+        raise ValueError(f"{key} {str(path)!r} is not readable by this user. Fix: check its owner and mode")
+    return path
+
+
+class MqttConfig(StrictModel):
+    host: str = Field(
+        "127.0.0.1", min_length=1, title="Broker host", description="host name or IP address of the MQTT broker"
+    )
+    port: int = Field(1883, ge=1, le=65535, title="Broker port", description="TCP port of the broker, 1 to 65535")
+    username: str | None = Field(None, min_length=1, description="user name for the broker, if it requires one")
+    password_file: Path | None = Field(
+        None,
+        description="file holding the broker password (first line); must be readable only by its owner (chmod 600)",
+    )
+    tls_ca: Path | None = Field(None, description="CA certificate (PEM) that signed the broker's certificate; enables TLS")
+    tls_cert: Path | None = Field(None, description="client certificate (PEM) for mutual TLS; needs tls_key")
+    tls_key: Path | None = Field(None, description="client private key (PEM) for mutual TLS; needs tls_cert")
+    base_topic: str | None = Field(
+        None,
+        min_length=1,
+        pattern=r"^[^#+\s]+[^#+\s/]$",
+        description='topic prefix for everything published; default "dcgate/{site}/{gateway}"; no wildcards',
+    )
+    client_id: str | None = Field(
+        None, min_length=1, max_length=64, description='MQTT client id; default "dcgate-{site}-{gateway}"'
+    )
+    keepalive_s: int = Field(30, ge=5, le=3600, description="seconds between MQTT keep-alive pings, 5 to 3600")
+    reconnect_min_s: float = Field(1.0, gt=0, le=60, description="first reconnect delay in seconds (doubles each try)")
+    reconnect_max_s: float = Field(60.0, gt=0, le=3600, description="longest reconnect delay in seconds")
+    inflight: int = Field(
+        200, ge=1, le=10000, description="QoS 1 messages sent but not yet acknowledged by the broker, at most"
+    )
+
+    _resolve_paths = field_validator("password_file", "tls_ca", "tls_cert", "tls_key", mode="before")(_resolve_path)
+
+    @field_validator("password_file")
+    @classmethod
+    def _password_file_private(cls, value: Path | None) -> Path | None:
+        _check_readable_file(value, "password_file")
+        if value is not None:
+            mode = value.stat().st_mode
+            if mode & (stat.S_IRWXG | stat.S_IRWXO):
+                raise ValueError(
+                    f"password_file {str(value)!r} is readable by other users (mode {stat.S_IMODE(mode):o}). "
+                    f"Fix: chmod 600 {value}"
+                )
+            if not value.read_text(encoding="utf-8").strip():
+                raise ValueError(f"password_file {str(value)!r} is empty. Fix: write the password on its first line")
+        return value
+
+    @field_validator("tls_ca", "tls_cert", "tls_key")
+    @classmethod
+    def _tls_file_readable(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return _check_readable_file(value, info.field_name)
+
+    @model_validator(mode="after")
+    def _pairs(self) -> MqttConfig:
+        if self.password_file is not None and self.username is None:
+            raise ValueError("password_file is set but username is not. Fix: add username = \"...\" under [mqtt]")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together. Fix: set both, or neither")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s is smaller than reconnect_min_s. Fix: make it at least as large")
+        return self
+
+    def read_password(self) -> str | None:
+        if self.password_file is None:
+            return None
+        return self.password_file.read_text(encoding="utf-8").splitlines()[0].strip()
+
+
+class OutboxConfig(StrictModel):
+    max_rows: int = Field(
+        1_000_000,
+        ge=100,
+        description="undelivered events kept for MQTT at most; the oldest are dropped (and that drop recorded) beyond",
+    )
+    max_age_days: float = Field(
+        90.0, gt=0, description="undelivered events older than this many days are dropped from the outbox (recorded)"
+    )
+
+
+class StoreConfig(StrictModel):
+    synchronous: Literal["full", "normal"] = Field(
+        "full",
+        description='SQLite durability: "full" survives power loss (default), "normal" is faster on slow SD cards',
+    )
+    housekeeping_s: float = Field(
+        10.0, gt=0, le=3600, description="seconds between outbox bound checks done by the store writer"
+    )
+
+
+class SimProbeConfig(StrictModel):
+    name: str = Field(pattern=DEVICE_NAME, max_length=32, description="probe name, [a-z0-9_-], unique in this file")
+    driver: Literal["sim"] = Field(description='probe driver; "sim" simulates a probe (hardware drivers come later)')
+    interval_s: float = Field(
+        10.0, ge=0.001, le=86400, description="seconds between readings of this probe (0.001 to 86400 for sim)"
+    )
+    temperature_c: float = Field(21.0, ge=-40, le=80, description="simulated starting room temperature, °C")
+    humidity_pct: float = Field(50.0, ge=0, le=100, description="simulated starting relative humidity, %")
+    noise: float = Field(0.0, ge=0, le=5, description="simulated random variation added to each reading (± this much)")
+
+
+ProbeConfig = Annotated[SimProbeConfig, Field(discriminator="driver")]
+
+#: `driver = "..."` value -> its config class; the loader uses it to explain errors inside [[probes]]
+PROBE_DRIVERS: dict[str, type[BaseModel]] = {"sim": SimProbeConfig}
+
+
+class LoggingConfig(StrictModel):
+    level: Literal["debug", "info", "warning", "error"] = Field("info", description="least severe log level written")
+
+
+class Config(StrictModel):
+    site: str = Field(pattern=SLUG, max_length=48, description='site slug, [a-z0-9-], e.g. "diskominfo-jambi"')
+    gateway: str = Field(pattern=SLUG, max_length=48, description='this gateway\'s slug, [a-z0-9-], e.g. "ruang-server-1"')
+    data_dir: Path = Field(
+        description="directory for the database and control socket; relative paths are relative to the config file"
+    )
+    mqtt: MqttConfig = Field(description="the upstream MQTT broker")
+    store: StoreConfig = Field(default_factory=StoreConfig, description="event store settings")
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig, description="bounds of the MQTT outbox")
+    logging: LoggingConfig = Field(default_factory=LoggingConfig, description="service logging")
+    shutdown_flush_s: float = Field(
+        5.0, ge=0, le=120, description="on SIGTERM, seconds to keep forwarding the outbox before disconnecting"
+    )
+    probes: list[ProbeConfig] = Field(default_factory=list, description="temperature and humidity probes")
+
+    _resolve_data_dir = field_validator("data_dir", mode="before")(_resolve_path)
+
+    @model_validator(mode="after")
+    def _unique_probe_names(self) -> Config:
+        seen: set[str] = set()
+        for probe in self.probes:
+            if probe.name in seen:
+                raise ValueError(f"probe name {probe.name!r} is used twice. Fix: give every [[probes]] its own name")
+            seen.add(probe.name)
+        return self
+
+    @property
+    def base_topic(self) -> str:
+        return self.mqtt.base_topic or f"dcgate/{self.site}/{self.gateway}"
+
+    @property
+    def client_id(self) -> str:
+        return self.mqtt.client_id or f"dcgate-{self.site}-{self.gateway}"
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "dcgate.db"
+
+    @property
+    def control_socket_path(self) -> Path:
+        return self.data_dir / "control.sock"
+
+    @property
+    def secrets(self) -> list[str]:
+        """Values that must never reach a log line."""
+        password = self.mqtt.read_password()
+        return [password] if password else []

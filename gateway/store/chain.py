@@ -1,0 +1,106 @@
+"""The hash chain that makes the event log tamper-evident.
+
+Each event's hash is SHA-256 over a canonical encoding of its own content *and* the hash of
+the event before it, so altering, removing or reordering any committed event breaks every
+link after it. The head (last seq and hash) is also kept in `chain_head`, so removing the
+newest events is detected too; upstream receivers get `hash` and `prev_hash` with every
+event and can anchor the chain outside this machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+GENESIS_HASH = "0" * 64
+
+
+def canonical_fields(fields: Mapping[str, Any]) -> str:
+    """The one JSON spelling of an event's fields: sorted keys, no spaces, UTF-8, no NaN."""
+    _reject_floats_that_json_cannot_hold(fields)
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _reject_floats_that_json_cannot_hold(value: Any) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"field value {value!r} is not a finite number")
+    if isinstance(value, Mapping):
+        for item in value.values():
+            _reject_floats_that_json_cannot_hold(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _reject_floats_that_json_cannot_hold(item)
+
+
+def event_hash(seq: int, event_id: str, ts: str, kind: str, source: str, payload: str, prev_hash: str) -> str:
+    encoded = json.dumps(
+        [seq, event_id, ts, kind, source, payload, prev_hash], separators=(",", ":"), ensure_ascii=False
+    ).encode("utf-8")
+    return hashlib.sha256(encoded).hexdigest()
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    events: int
+    head_seq: int
+    head_hash: str
+    problem: str | None = None
+    bad_seq: int | None = None
+    bad_id: str | None = None
+
+
+def verify_chain(rows: Iterable[tuple[int, str, str, str, str, str, str, str]], head: tuple[int, str] | None) -> VerifyResult:
+    """Walk rows (seq, id, ts, kind, source, payload, prev_hash, hash) in seq order.
+
+    Stops at the first problem and names the event: content altered (hash mismatch), link
+    altered (prev_hash not the previous hash), or events removed (a gap in seq, or fewer
+    events than the recorded head).
+    """
+    expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
+    for seq, event_id, ts, kind, source, payload, stored_prev, stored_hash in rows:
+        if seq != expected_seq:
+            missing = f"seq {expected_seq}" if seq == expected_seq + 1 else f"seq {expected_seq} to {seq - 1}"
+            return VerifyResult(
+                False, count, expected_seq - 1, prev_hash,
+                f"event(s) removed: {missing} missing before event {event_id} (seq {seq})", seq, event_id,
+            )
+        if stored_prev != prev_hash:
+            return VerifyResult(
+                False, count, seq - 1, prev_hash,
+                f"link altered at event {event_id} (seq {seq}): prev_hash does not match the event before it",
+                seq, event_id,
+            )
+        if event_hash(seq, event_id, ts, kind, source, payload, stored_prev) != stored_hash:
+            return VerifyResult(
+                False, count, seq - 1, prev_hash,
+                f"content altered in event {event_id} (seq {seq}, kind {kind}): its hash does not match its content",
+                seq, event_id,
+            )
+        prev_hash, expected_seq, count = stored_hash, seq + 1, count + 1
+    last_seq = expected_seq - 1
+    if head is not None:
+        head_seq, head_hash = head
+        if head_seq > last_seq:
+            return VerifyResult(
+                False, count, last_seq, prev_hash,
+                f"newest event(s) removed: the chain head records seq {head_seq} but the log ends at seq {last_seq}",
+                last_seq + 1, None,
+            )
+        if head_seq < last_seq:
+            return VerifyResult(
+                False, count, last_seq, prev_hash,
+                f"event(s) added outside the gateway: the chain head records seq {head_seq}, the log goes on to {last_seq}",
+                head_seq + 1, None,
+            )
+        if head_hash != prev_hash:
+            return VerifyResult(
+                False, count, last_seq, prev_hash,
+                f"chain head altered: it records hash {head_hash[:12]}… for seq {head_seq}, the log has {prev_hash[:12]}…",
+                head_seq, None,
+            )
+    return VerifyResult(True, count, last_seq, prev_hash)

@@ -1,0 +1,246 @@
+"""The one writer: a thread that owns every write to the database.
+
+Callers queue requests (append an event, mark one delivered); the writer drains the queue,
+commits a whole batch in one transaction (hash chain, outbox row, chain head), and only
+then tells callers and the forwarder. Batching is what makes a durable commit per event
+affordable on an SD card.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from gateway.config.models import OutboxConfig
+from gateway.errors import StoreError
+from gateway.store.chain import event_hash
+from gateway.store.database import open_for_writing
+from gateway.store.events import Event, last_event_head, outbox_depth, read_head, utc_timestamp, validate_event
+from gateway.store.ids import uuid7
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 5000
+_STOP = object()
+
+
+class PendingEvent:
+    """A queued event; `result()` waits until it is committed (or failed)."""
+
+    __slots__ = ("_done", "error", "event")
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self.event: Event | None = None
+        self.error: BaseException | None = None
+
+    def _resolve(self, event: Event | None, error: BaseException | None = None) -> None:
+        self.event, self.error = event, error
+        self._done.set()
+
+    def result(self, timeout: float | None = 10.0) -> Event:
+        if not self._done.wait(timeout):
+            raise StoreError(f"event not committed within {timeout} s (store writer busy or stopped)")
+        if self.error is not None:
+            raise StoreError(f"event was not committed: {self.error}") from self.error
+        assert self.event is not None
+        return self.event
+
+
+class StoreWriter:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: str = "full",
+        outbox: OutboxConfig | None = None,
+        housekeeping_s: float = 10.0,
+        on_commit: Callable[[int], None] | None = None,
+    ) -> None:
+        self.path = path
+        self._synchronous = synchronous
+        self._outbox_limits = outbox or OutboxConfig()
+        self._housekeeping_s = housekeeping_s
+        self._on_commit = on_commit
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._accepting = False
+        self.last_error: str | None = None
+        self.committed_total = 0
+        db = open_for_writing(path, synchronous=synchronous)
+        self._conn = db.conn
+        head = read_head(db) or last_event_head(db)
+        if head != last_event_head(db):
+            # verify names the exact problem; the writer only refuses to extend a broken chain silently
+            log.warning("chain head %s does not match the last event: run `dcgate log verify`", head[0])
+        self._head_seq, self._head_hash = last_event_head(db)
+        self._depth = outbox_depth(db)
+        self._next_housekeeping = 0.0
+
+    # -- the callers' side ---------------------------------------------------------------
+    def start(self) -> None:
+        self._accepting = True
+        self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        self._thread.start()
+
+    def append(self, kind: str, source: str, fields: Mapping[str, Any] | None = None) -> PendingEvent:
+        """Queue an event; validated here, in the caller's thread, so bad input fails at its source."""
+        payload = validate_event(kind, source, fields or {})
+        if not self._accepting:
+            raise StoreError("the store writer is not running; event refused: " + kind)
+        pending = PendingEvent()
+        self._queue.put((kind, source, payload, pending))
+        return pending
+
+    def append_and_wait(self, kind: str, source: str, fields: Mapping[str, Any] | None = None,
+                        timeout: float = 10.0) -> Event:
+        return self.append(kind, source, fields).result(timeout)
+
+    def mark_delivered(self, seqs: Iterable[int]) -> None:
+        """The broker acknowledged these: drop them from the outbox (in the next batch)."""
+        self._queue.put(tuple(seqs))
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Commit everything queued so far, then stop. Events appended after this are refused."""
+        self._accepting = False
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.error("store writer did not stop within %.0f s", timeout)
+                return
+        self._conn.close()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def last_seq(self) -> int:
+        return self._head_seq
+
+    @property
+    def outbox_depth(self) -> int:
+        return self._depth
+
+    # -- the writer thread ---------------------------------------------------------------
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            timeout = max(0.0, self._next_housekeeping - time.monotonic())
+            try:
+                first = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                first = None
+            batch = [] if first is None else [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if _STOP in batch:
+                stopping = True
+                batch = [item for item in batch if item is not _STOP]
+                batch += self._drain()
+            if batch:
+                self._commit(batch)
+            if stopping or time.monotonic() >= self._next_housekeeping or self._depth > self._outbox_limits.max_rows:
+                self._housekeeping()
+
+    def _drain(self) -> list[Any]:
+        items = []
+        while True:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                return items
+
+    def _commit(self, batch: list[Any], extra_rows: list[tuple[Any, ...]] | None = None) -> None:
+        seq, prev_hash = self._head_seq, self._head_hash
+        rows: list[tuple[Any, ...]] = []
+        pendings: list[PendingEvent] = []
+        delivered: list[tuple[int]] = []
+        for item in batch:
+            if isinstance(item, tuple) and len(item) == 4 and isinstance(item[3], PendingEvent):
+                kind, source, payload, pending = item
+                seq += 1
+                event_id, ts = str(uuid7()), utc_timestamp()
+                digest = event_hash(seq, event_id, ts, kind, source, payload, prev_hash)
+                rows.append((seq, event_id, ts, kind, source, payload, prev_hash, digest))
+                pendings.append(pending)
+                prev_hash = digest
+            else:
+                delivered.extend((s,) for s in item)
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            if rows:
+                conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                conn.executemany("INSERT INTO outbox (seq) VALUES (?)", [(r[0],) for r in rows])
+                conn.execute(
+                    "INSERT INTO chain_head (one, seq, hash) VALUES (1, ?, ?) "
+                    "ON CONFLICT (one) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+                    (seq, prev_hash),
+                )
+            removed = conn.executemany("DELETE FROM outbox WHERE seq = ?", delivered).rowcount if delivered else 0
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self.last_error = f"commit failed: {exc}"
+            log.error("store: %s (%d events refused)", self.last_error, len(rows))
+            for pending in pendings:
+                pending._resolve(None, exc)
+            return
+        self._head_seq, self._head_hash = seq, prev_hash
+        self._depth += len(rows) - max(removed, 0)
+        self.committed_total += len(rows)
+        self.last_error = None
+        for pending, row in zip(pendings, rows, strict=True):
+            pending._resolve(Event(*row))
+        if rows and self._on_commit is not None:
+            self._on_commit(seq)
+
+    def _housekeeping(self) -> None:
+        """Keep the outbox within its bounds; every drop is itself recorded as an event."""
+        self._next_housekeeping = time.monotonic() + self._housekeeping_s
+        limits = self._outbox_limits
+        cutoff = utc_timestamp(time.time_ns() - int(limits.max_age_days * 86400 * 1e9))
+        conn = self._conn
+        row = conn.execute("SELECT max(seq) FROM events WHERE ts < ?", (cutoff,)).fetchone()
+        if row[0] is not None:
+            self._drop_through(row[0], "max_age", f"older than {limits.max_age_days:g} days")
+        over = self._depth - limits.max_rows
+        if over > 0:
+            # leave room for the event that records this drop
+            last = conn.execute("SELECT seq FROM outbox ORDER BY seq LIMIT 1 OFFSET ?", (over,)).fetchone()
+            self._drop_through(last[0] if last else self._head_seq, "max_rows", f"over {limits.max_rows} rows")
+
+    def _drop_through(self, last_seq: int, reason: str, detail: str) -> None:
+        conn = self._conn
+        first, last, count = conn.execute(
+            "SELECT min(seq), max(seq), count(*) FROM outbox WHERE seq <= ?", (last_seq,)
+        ).fetchone()
+        if not count:
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("DELETE FROM outbox WHERE seq <= ?", (last_seq,))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self.last_error = f"outbox drop failed: {exc}"
+            log.error("store: %s", self.last_error)
+            return
+        self._depth -= count
+        log.warning("outbox: dropped %d undelivered event(s) seq %d..%d (%s)", count, first, last, detail)
+        pending = PendingEvent()
+        fields = {"count": count, "first_seq": first, "last_seq": last, "reason": reason, "detail": detail}
+        self._commit([("outbox.dropped", "gateway", validate_event("outbox.dropped", "gateway", fields), pending)])
