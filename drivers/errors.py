@@ -38,3 +38,5 @@ class UnknownDeviceError(DcgateError, KeyError):
 
 class InvalidValueError(DcgateError, ValueError):
     """A value given to a device or command is out of range or of the wrong type."""
+
+    exit_code = 2

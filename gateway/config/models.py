@@ -28,7 +28,7 @@ def _resolve_path(value: object, info: ValidationInfo) -> object:
     base = (info.context or {}).get("base_dir")
     if isinstance(value, str) and value and base is not None:
         path = Path(value).expanduser()
-        return path if path.is_absolute() else Path(base) / path
+        return (path if path.is_absolute() else Path(base) / path).resolve()
     return value
 
 
@@ -36,7 +36,9 @@ def _check_readable_file(path: Path | None, key: str) -> Path | None:
     if path is None:
         return None
     if not path.is_file():
-        raise ValueError(f"{key} {str(path)!r} does not exist or is not a file. Fix: give the path of an existing file")
+        raise ValueError(
+            f"{key} {str(path)!r} does not exist or is not a file. Fix: give the path of an existing file"
+        )
     if not os.access(path, os.R_OK):
         raise ValueError(f"{key} {str(path)!r} is not readable by this user. Fix: check its owner and mode")
     return path
@@ -52,7 +54,9 @@ class MqttConfig(StrictModel):
         None,
         description="file holding the broker password (first line); must be readable only by its owner (chmod 600)",
     )
-    tls_ca: Path | None = Field(None, description="CA certificate (PEM) that signed the broker's certificate; enables TLS")
+    tls_ca: Path | None = Field(
+        None, description="CA certificate (PEM) that signed the broker's certificate; enables TLS"
+    )
     tls_cert: Path | None = Field(None, description="client certificate (PEM) for mutual TLS; needs tls_key")
     tls_key: Path | None = Field(None, description="client private key (PEM) for mutual TLS; needs tls_cert")
     base_topic: str | None = Field(
@@ -153,7 +157,9 @@ class LoggingConfig(StrictModel):
 
 class Config(StrictModel):
     site: str = Field(pattern=SLUG, max_length=48, description='site slug, [a-z0-9-], e.g. "diskominfo-jambi"')
-    gateway: str = Field(pattern=SLUG, max_length=48, description='this gateway\'s slug, [a-z0-9-], e.g. "ruang-server-1"')
+    gateway: str = Field(
+        pattern=SLUG, max_length=48, description='this gateway\'s slug, [a-z0-9-], e.g. "ruang-server-1"'
+    )
     data_dir: Path = Field(
         description="directory for the database and control socket; relative paths are relative to the config file"
     )

@@ -54,7 +54,10 @@ class VerifyResult:
     bad_id: str | None = None
 
 
-def verify_chain(rows: Iterable[tuple[int, str, str, str, str, str, str, str]], head: tuple[int, str] | None) -> VerifyResult:
+Row = tuple[int, str, str, str, str, str, str, str]
+
+
+def verify_chain(rows: Iterable[Row], head: tuple[int, str] | None) -> VerifyResult:
     """Walk rows (seq, id, ts, kind, source, payload, prev_hash, hash) in seq order.
 
     Stops at the first problem and names the event: content altered (hash mismatch), link
@@ -94,13 +97,15 @@ def verify_chain(rows: Iterable[tuple[int, str, str, str, str, str, str, str]], 
         if head_seq < last_seq:
             return VerifyResult(
                 False, count, last_seq, prev_hash,
-                f"event(s) added outside the gateway: the chain head records seq {head_seq}, the log goes on to {last_seq}",
+                f"event(s) added outside the gateway: the chain head records seq {head_seq}, "
+                f"the log goes on to {last_seq}",
                 head_seq + 1, None,
             )
         if head_hash != prev_hash:
             return VerifyResult(
                 False, count, last_seq, prev_hash,
-                f"chain head altered: it records hash {head_hash[:12]}… for seq {head_seq}, the log has {prev_hash[:12]}…",
+                f"chain head altered: it records hash {head_hash[:12]}… for seq {head_seq}, "
+                f"the log has {prev_hash[:12]}…",
                 head_seq, None,
             )
     return VerifyResult(True, count, last_seq, prev_hash)

@@ -21,7 +21,14 @@ from gateway.config.models import OutboxConfig
 from gateway.errors import StoreError
 from gateway.store.chain import event_hash
 from gateway.store.database import open_for_writing
-from gateway.store.events import Event, last_event_head, outbox_depth, read_head, utc_timestamp, validate_event
+from gateway.store.events import (
+    Event,
+    last_event_head,
+    outbox_depth,
+    read_head,
+    utc_timestamp,
+    validate_event,
+)
 from gateway.store.ids import uuid7
 
 log = logging.getLogger(__name__)
@@ -67,7 +74,7 @@ class StoreWriter:
         self._synchronous = synchronous
         self._outbox_limits = outbox or OutboxConfig()
         self._housekeeping_s = housekeeping_s
-        self._on_commit = on_commit
+        self.on_commit = on_commit
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._accepting = False
@@ -204,8 +211,8 @@ class StoreWriter:
         self.last_error = None
         for pending, row in zip(pendings, rows, strict=True):
             pending._resolve(Event(*row))
-        if rows and self._on_commit is not None:
-            self._on_commit(seq)
+        if rows and self.on_commit is not None:
+            self.on_commit(seq)
 
     def _housekeeping(self) -> None:
         """Keep the outbox within its bounds; every drop is itself recorded as an event."""

@@ -1,0 +1,1 @@
+"""The `dcgate` command line."""

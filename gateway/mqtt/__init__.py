@@ -1,0 +1,1 @@
+"""Upstream over MQTT: the durable forwarder and the topic/payload contract."""

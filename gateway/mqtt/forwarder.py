@@ -1,0 +1,250 @@
+"""Forward committed events upstream over MQTT, QoS 1, in commit order, losing nothing.
+
+The outbox in SQLite is the only queue that matters: an event leaves it only after the
+broker's PUBACK. Each connection gets a fresh paho client, and every (re)connection starts
+again from the oldest undelivered event, so after a broker outage or a crash an event may
+arrive twice (same id) but never out of order and never not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+
+from gateway.config.models import Config
+from gateway.mqtt.topics import event_topic, status_topic, wire_payload
+from gateway.store.database import open_for_reading
+from gateway.store.events import pending_after
+
+log = logging.getLogger(__name__)
+
+CONNACK_TIMEOUT_S = 10.0
+OFFLINE_PUBLISH_TIMEOUT_S = 3.0
+
+
+class Forwarder:
+    def __init__(self, config: Config, mark_delivered: Callable[[list[int]], None], last_seq: int) -> None:
+        self._config = config
+        self._mark_delivered = mark_delivered
+        self._committed_seq = last_seq
+        self._status_topic = status_topic(config.base_topic)
+        self._password = config.mqtt.read_password()
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._stop_requested = threading.Event()
+        self._flush_deadline = 0.0
+        self._thread: threading.Thread | None = None
+        self._connected = threading.Event()
+        self._connack = threading.Event()
+        self._inflight: dict[int, int] = {}  # mid -> seq
+        self._acked: list[int] = []
+        self._refused: str | None = None
+        # for `dcgate status`
+        self.last_error: str | None = None
+        self.connected_since: float | None = None
+        self.delivered_total = 0
+        self.connections = 0
+
+    # -- control ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="mqtt-forwarder", daemon=True)
+        self._thread.start()
+
+    def notify_commit(self, seq: int) -> None:
+        """Called by the store writer after each commit."""
+        self._committed_seq = seq
+        self._wake.set()
+
+    def stop(self, flush_s: float) -> None:
+        """Keep forwarding for up to `flush_s` seconds, then publish `offline` and disconnect."""
+        self._flush_deadline = time.monotonic() + flush_s
+        self._stop_requested.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(flush_s + CONNACK_TIMEOUT_S + OFFLINE_PUBLISH_TIMEOUT_S + 2)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def status(self) -> dict[str, Any]:
+        mqtt_cfg = self._config.mqtt
+        return {
+            "connected": self._connected.is_set(),
+            "broker": f"{'mqtts' if mqtt_cfg.tls_ca else 'mqtt'}://{mqtt_cfg.host}:{mqtt_cfg.port}",
+            "base_topic": self._config.base_topic,
+            "connected_since": self.connected_since,
+            "inflight": len(self._inflight),
+            "delivered_total": self.delivered_total,
+            "connections": self.connections,
+            "last_error": self.last_error,
+        }
+
+    # -- the forwarder thread ------------------------------------------------------------------
+    def _run(self) -> None:
+        reader = open_for_reading(self._config.database_path)
+        cfg = self._config.mqtt
+        delay = cfg.reconnect_min_s
+        try:
+            while not self._stop_requested.is_set():
+                client = self._new_client()
+                if self._connect(client):
+                    delay = cfg.reconnect_min_s
+                    self._send_until_disconnected(client, reader)
+                    if self._stop_requested.is_set() and self._connected.is_set():
+                        self._say_offline(client)
+                self._close(client)
+                if self._stop_requested.is_set():
+                    break
+                # capped exponential backoff with jitter, so a fleet does not reconnect in lockstep
+                wait = delay * random.uniform(0.8, 1.2)
+                log.info("mqtt: reconnecting in %.1f s", wait)
+                self._stop_requested.wait(wait)
+                delay = min(delay * 2, cfg.reconnect_max_s)
+        except Exception:
+            log.exception("mqtt forwarder stopped by an unexpected error")
+            self.last_error = "forwarder crashed; see the service log"
+        finally:
+            reader.close()
+
+    def _new_client(self) -> mqtt.Client:
+        cfg = self._config.mqtt
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=self._config.client_id,
+            protocol=MQTTProtocolVersion.MQTTv5,
+            reconnect_on_failure=False,
+        )
+        client.max_inflight_messages_set(cfg.inflight)
+        client.will_set(self._status_topic, "offline", qos=1, retain=True)
+        if cfg.username:
+            client.username_pw_set(cfg.username, self._password)
+        if cfg.tls_ca:
+            client.tls_set(
+                ca_certs=str(cfg.tls_ca),
+                certfile=str(cfg.tls_cert) if cfg.tls_cert else None,
+                keyfile=str(cfg.tls_key) if cfg.tls_key else None,
+            )
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        return client
+
+    def _connect(self, client: mqtt.Client) -> bool:
+        cfg = self._config.mqtt
+        self._refused = None
+        self._connack.clear()
+        try:
+            client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s)
+        except (OSError, ValueError) as exc:
+            self._note_error(f"cannot reach broker {cfg.host}:{cfg.port}: {exc}")
+            return False
+        client.loop_start()
+        self._connack.wait(CONNACK_TIMEOUT_S)
+        if not self._connected.is_set():
+            self._note_error(self._refused or f"no CONNACK from {cfg.host}:{cfg.port} within {CONNACK_TIMEOUT_S:.0f} s")
+            return False
+        self.connections += 1
+        self.connected_since = time.time()
+        self.last_error = None
+        client.publish(self._status_topic, "online", qos=1, retain=True)
+        log.info("mqtt: connected to %s:%s, forwarding to %s/events/#", cfg.host, cfg.port, self._config.base_topic)
+        return True
+
+    def _send_until_disconnected(self, client: mqtt.Client, reader: Any) -> None:
+        window = self._config.mqtt.inflight
+        refill_below = max(1, window * 3 // 4)
+        cursor = 0  # every connection starts again from the oldest undelivered event
+        with self._lock:
+            self._inflight.clear()
+        while self._connected.is_set():
+            self._wake.clear()
+            self._hand_over_acks()
+            stopping = self._stop_requested.is_set()
+            if stopping and (time.monotonic() >= self._flush_deadline or self._drained(cursor)):
+                return
+            target = self._committed_seq  # read before the query: all up to it is visible to it
+            if len(self._inflight) < refill_below and target > cursor:
+                room = window - len(self._inflight)
+                events = pending_after(reader, cursor, room)
+                for event in events:
+                    with self._lock:
+                        info = client.publish(event_topic(self._config.base_topic, event.kind),
+                                              wire_payload(event, self._config.site, self._config.gateway), qos=1)
+                        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                            self._note_error(f"publish failed: {mqtt.error_string(info.rc)}")
+                            return
+                        self._inflight[info.mid] = event.seq
+                    cursor = event.seq
+                if len(events) < room:
+                    cursor = max(cursor, target)  # nothing else undelivered up to target
+                elif len(self._inflight) < refill_below:
+                    continue
+            self._wake.wait(0.2 if stopping else 5.0)
+        self._hand_over_acks()
+
+    def _drained(self, cursor: int) -> bool:
+        return not self._inflight and cursor >= self._committed_seq
+
+    def _hand_over_acks(self) -> None:
+        with self._lock:
+            acked, self._acked = self._acked, []
+        if acked:
+            self.delivered_total += len(acked)
+            self._mark_delivered(acked)
+
+    def _say_offline(self, client: mqtt.Client) -> None:
+        info = client.publish(self._status_topic, "offline", qos=1, retain=True)
+        try:
+            info.wait_for_publish(OFFLINE_PUBLISH_TIMEOUT_S)
+        except (RuntimeError, ValueError) as exc:
+            log.warning("mqtt: could not publish offline status: %s", exc)
+        client.disconnect()
+
+    def _close(self, client: mqtt.Client) -> None:
+        client.loop_stop()
+        if self._connected.is_set():
+            client.disconnect()
+        self._connected.clear()
+        self.connected_since = None
+
+    def _note_error(self, message: str) -> None:
+        if message != self.last_error:
+            log.warning("mqtt: %s", message)
+        self.last_error = message
+
+    # -- paho callbacks (network thread) ---------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if reason.is_failure:
+            self._refused = f"broker refused the connection: {reason}"
+        else:
+            self._connected.set()
+        self._connack.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if self._connected.is_set() and not self._stop_requested.is_set():
+            self._note_error(f"disconnected from broker: {reason}")
+        self._connected.clear()
+        self._connack.set()
+        self._wake.set()
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
+        with self._lock:
+            seq = self._inflight.pop(mid, None)
+            if seq is None:
+                return
+            if reason.is_failure:
+                # The broker refused it (e.g. not authorised for this topic): keep it in the
+                # outbox, reconnect later and try again rather than lose it.
+                self._note_error(f"broker refused event seq {seq}: {reason}")
+                client.disconnect()
+                return
+            self._acked.append(seq)
+        self._wake.set()

@@ -1,0 +1,190 @@
+"""The gateway service: owns the data directory, wires store, forwarder, devices and control socket.
+
+Start order follows the data flow (store first, so nothing is produced before it can be kept);
+stop order is the reverse, so the last events (`gateway.stopped`) are committed and, within
+`shutdown_flush_s`, forwarded before `offline` is published.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from drivers.sim import SimClimateProbe, SimProbeState, SimWorld
+from gateway import __version__
+from gateway.config.models import Config
+from gateway.datadir import DataDirLock
+from gateway.mqtt.forwarder import Forwarder
+from gateway.probes import ProbePoller
+from gateway.store.writer import StoreWriter
+from gateway.systemd import SystemdNotifier
+
+log = logging.getLogger(__name__)
+
+
+class Gateway:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.world = SimWorld()
+        self._stop = threading.Event()
+        self._notifier = SystemdNotifier()
+        self._lock: DataDirLock | None = None
+        self._started_at = time.time()
+        self.writer: StoreWriter | None = None
+        self.forwarder: Forwarder | None = None
+        self.poller: ProbePoller | None = None
+        self._control: Any = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        cfg = self.config
+        self._lock = DataDirLock(cfg.data_dir)
+        self._lock.acquire()
+        previous = _previous_shutdown(cfg)
+        self.writer = StoreWriter(
+            cfg.database_path,
+            synchronous=cfg.store.synchronous,
+            outbox=cfg.outbox,
+            housekeeping_s=cfg.store.housekeeping_s,
+        )
+        self.forwarder = Forwarder(cfg, self.writer.mark_delivered, self.writer.last_seq)
+        self.writer.on_commit = self.forwarder.notify_commit
+        self.writer.start()
+        self.writer.append_and_wait(
+            "gateway.started", "gateway",
+            {"version": __version__, "pid": os.getpid(), "previous_shutdown": previous,
+             "probes": [p.name for p in cfg.probes]},
+        )
+        self.forwarder.start()
+        self.poller = ProbePoller(self._build_probes(), {p.name: p.interval_s for p in cfg.probes}, self._emit)
+        self.poller.start()
+        from gateway.control.server import ControlServer  # only the service needs the server side
+
+        self._control = ControlServer(cfg.control_socket_path, self._control_handlers())
+        self._control.start()
+        self._notifier.ready(f"forwarding to {cfg.mqtt.host}:{cfg.mqtt.port}")
+
+    def _build_probes(self) -> dict[str, SimClimateProbe]:
+        probes = {}
+        for probe in self.config.probes:
+            self.world.add_probe(
+                probe.name,
+                SimProbeState(temperature_c=probe.temperature_c, humidity_pct=probe.humidity_pct, noise=probe.noise),
+            )
+            probes[probe.name] = SimClimateProbe(self.world, probe.name)
+        return probes
+
+    def run_until_stopped(self) -> None:
+        """Block until SIGTERM/SIGINT (or `request_stop`), pinging the systemd watchdog meanwhile."""
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda number, _frame: self.request_stop(signal.Signals(number).name))
+        interval = self._notifier.watchdog_interval_s
+        while not self._stop.wait(interval):
+            if self._healthy():
+                self._notifier.watchdog()
+            else:
+                log.error("a core thread has died; withholding the watchdog ping so systemd restarts us")
+
+    def request_stop(self, reason: str = "requested") -> None:
+        self._stop_reason = reason
+        self._stop.set()
+
+    def stop(self) -> None:
+        self._notifier.stopping()
+        if self._control is not None:
+            self._control.stop()
+        if self.poller is not None:
+            self.poller.stop()
+        if self.writer is not None and self.writer.alive:
+            try:
+                self.writer.append_and_wait(
+                    "gateway.stopped", "gateway",
+                    {"reason": getattr(self, "_stop_reason", "requested"),
+                     "uptime_s": round(time.time() - self._started_at, 3)},
+                )
+            except Exception as exc:  # keep shutting down; the next start records it as unclean
+                log.error("could not record gateway.stopped: %s", exc)
+        if self.forwarder is not None:
+            self.forwarder.stop(self.config.shutdown_flush_s)
+        if self.writer is not None:
+            self.writer.stop()
+        if self._lock is not None:
+            self._lock.release()
+
+    def _healthy(self) -> bool:
+        return bool(self.writer and self.writer.alive and self.forwarder and self.forwarder.alive)
+
+    def _emit(self, kind: str, source: str, fields: Mapping[str, Any]) -> None:
+        assert self.writer is not None
+        self.writer.append(kind, source, fields)
+
+    # -- control socket --------------------------------------------------------------------
+    def _control_handlers(self) -> dict[str, Any]:
+        return {
+            "status": lambda _params: self.status(),
+            "sim.set": self._sim_set,
+            "sim.show": lambda _params: self.world.snapshot(),
+        }
+
+    def _sim_set(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        device, name, values = params.get("device"), params.get("name"), params.get("values")
+        if not isinstance(device, str) or not isinstance(name, str) or not isinstance(values, dict):
+            from gateway.errors import InvalidValueError
+
+            raise InvalidValueError("sim.set needs device, name and values")
+        state = self.world.set(device, name, values)
+        if device == "probe" and self.poller is not None:
+            self.poller.read_soon(name)
+        return {device: name, "state": state}
+
+    def status(self) -> dict[str, Any]:
+        cfg = self.config
+        writer, forwarder, poller = self.writer, self.forwarder, self.poller
+        assert writer is not None and forwarder is not None and poller is not None
+        probe_states = poller.states()
+        return {
+            "site": cfg.site,
+            "gateway": cfg.gateway,
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime_s": round(time.time() - self._started_at, 1),
+            "store": {
+                "path": str(cfg.database_path),
+                "last_seq": writer.last_seq,
+                "outbox_depth": writer.outbox_depth,
+                "writer": "ok" if writer.alive and not writer.last_error else "failing",
+                "last_error": writer.last_error,
+            },
+            "mqtt": forwarder.status(),
+            "devices": {
+                "probes": {
+                    p.name: {"driver": p.driver, "interval_s": p.interval_s, **probe_states[p.name]}
+                    for p in cfg.probes
+                },
+            },
+        }
+
+
+def _previous_shutdown(config: Config) -> str:
+    """'clean', 'unclean' (crash, power cut, SIGKILL) or 'first_start', from the log itself."""
+    if not config.database_path.exists():
+        return "first_start"
+    from gateway.store.database import open_for_reading
+
+    db = open_for_reading(config.database_path)
+    try:
+        row = db.conn.execute(
+            "SELECT kind FROM events WHERE kind IN ('gateway.started', 'gateway.stopped') ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+    except Exception:
+        return "unknown"
+    finally:
+        db.close()
+    if row is None:
+        return "first_start"
+    return "clean" if row[0] == "gateway.stopped" else "unclean"
