@@ -32,6 +32,7 @@ class Gateway:
         self.config = config
         self.world = SimWorld()
         self._stop = threading.Event()
+        self._stop_reason = "requested"
         self._notifier = SystemdNotifier()
         self._lock: DataDirLock | None = None
         self._started_at = time.time()
@@ -42,6 +43,9 @@ class Gateway:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
+        # handlers first: a SIGTERM during start-up still ends in a clean stop, not a killed writer
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda number, _frame: self.request_stop(signal.Signals(number).name))
         cfg = self.config
         self._lock = DataDirLock(cfg.data_dir)
         self._lock.acquire()
@@ -81,8 +85,6 @@ class Gateway:
 
     def run_until_stopped(self) -> None:
         """Block until SIGTERM/SIGINT (or `request_stop`), pinging the systemd watchdog meanwhile."""
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda number, _frame: self.request_stop(signal.Signals(number).name))
         interval = self._notifier.watchdog_interval_s
         while not self._stop.wait(interval):
             if self._healthy():
@@ -104,7 +106,7 @@ class Gateway:
             try:
                 self.writer.append_and_wait(
                     "gateway.stopped", "gateway",
-                    {"reason": getattr(self, "_stop_reason", "requested"),
+                    {"reason": self._stop_reason,
                      "uptime_s": round(time.time() - self._started_at, 3)},
                 )
             except Exception as exc:  # keep shutting down; the next start records it as unclean

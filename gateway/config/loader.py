@@ -112,6 +112,7 @@ def _fix_for(error: dict[str, Any], loc: tuple[int | str, ...], model: type[Base
 
 
 def _describe(error: dict[str, Any], text: str) -> str:
+    error = _driver_tag_error(error)
     loc, tagged_model = _normalize(tuple(error["loc"]))
     model = tagged_model if tagged_model is not None and len(loc) == 3 else _model_at(loc)
     key = _key_path(loc) or "(top level)"
@@ -124,6 +125,21 @@ def _describe(error: dict[str, Any], text: str) -> str:
     return f"{where}{key}: {message}{value}" + (f". Fix: {fix}" if fix else "")
 
 
+def _driver_tag_error(error: dict[str, Any]) -> dict[str, Any]:
+    """Report a bad or missing `driver` of a [[probes]] entry at its `driver` key, with the drivers there are."""
+    loc = tuple(error["loc"])
+    if error["type"] not in ("union_tag_invalid", "union_tag_not_found") or loc[:1] != ("probes",):
+        return error
+    drivers = ", ".join(f'"{name}"' for name in PROBE_DRIVERS)
+    if error["type"] == "union_tag_not_found":
+        return {**error, "type": "missing", "loc": (*loc, "driver"), "msg": "Field required"}
+    return {
+        **error, "type": "value_error", "loc": (*loc, "driver"),
+        "msg": f"unknown probe driver (got {error['ctx']['tag']!r}). Fix: use one of the drivers of this version: "
+               f"{drivers}",
+    }
+
+
 _TABLE = re.compile(r"^\s*\[(\[)?\s*([A-Za-z0-9_.\-]+)\s*\]")
 _KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*=")
 
@@ -133,15 +149,18 @@ def _find_line(text: str, loc: tuple[int | str, ...]) -> int | None:
     names = [part for part in loc if isinstance(part, str)]
     index = next((part for part in loc if isinstance(part, int)), None)
     table, key = ".".join(names[:-1]), (names[-1] if names else "")
-    current, array_counts, header_line = "", {}, None
+    current, array_counts, header_line, own_header = "", {}, None, None
     for number, line in enumerate(text.splitlines(), start=1):
         header = _TABLE.match(line)
         if header:
             current = header.group(2)
             if header.group(1):
                 array_counts[current] = array_counts.get(current, -1) + 1
-            if current == table and (index is None or array_counts.get(current) == index):
+            selected = index is None or array_counts.get(current) == index
+            if current == table and selected:
                 header_line = number
+            if own_header is None and names and current == ".".join(names) and selected:
+                own_header = number  # the problem is the table itself (e.g. [mqtt] or one [[probes]])
             continue
         wanted_table = current == table and (index is None or array_counts.get(current) == index)
         match = _KEY.match(line)
@@ -152,4 +171,4 @@ def _find_line(text: str, loc: tuple[int | str, ...]) -> int | None:
     if table and header_line is None and len(names) >= 2:
         # a whole table that is missing or wrong: point at its parent table's key if written inline
         return _find_line(text, tuple(names[:-1]))
-    return header_line
+    return header_line if header_line is not None else own_header

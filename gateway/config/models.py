@@ -174,14 +174,16 @@ class Config(StrictModel):
 
     _resolve_data_dir = field_validator("data_dir", mode="before")(_resolve_path)
 
-    @model_validator(mode="after")
-    def _unique_probe_names(self) -> Config:
+    @field_validator("probes")
+    @classmethod
+    def _unique_probe_names(cls, probes: list[SimProbeConfig]) -> list[SimProbeConfig]:
+        # a field validator (not a model one) so the error names `probes` and is reported with the other problems
         seen: set[str] = set()
-        for probe in self.probes:
+        for probe in probes:
             if probe.name in seen:
                 raise ValueError(f"probe name {probe.name!r} is used twice. Fix: give every [[probes]] its own name")
             seen.add(probe.name)
-        return self
+        return probes
 
     @property
     def base_topic(self) -> str:

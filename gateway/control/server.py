@@ -96,7 +96,7 @@ class ControlServer:
         os.chmod(self.path, 0o600)
         self._server.handlers = self._handlers
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 5.0}, name="control-socket", daemon=True
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.5}, name="control-socket", daemon=True
         )
         self._thread.start()
 

@@ -43,7 +43,8 @@ class Forwarder:
         self._thread: threading.Thread | None = None
         self._connected = threading.Event()
         self._connack = threading.Event()
-        self._inflight: dict[int, int] = {}  # mid -> seq
+        self._inflight: dict[int, int | None] = {}  # mid -> seq (None: a status message)
+        self._early_acks: dict[int, bool] = {}  # PUBACKs that overtook the recording of their mid -> refused?
         self._acked: list[int] = []
         self._refused: str | None = None
         # for `dcgate status`
@@ -67,6 +68,7 @@ class Forwarder:
         self._flush_deadline = time.monotonic() + flush_s
         self._stop_requested.set()
         self._wake.set()
+        self._connack.set()  # do not sit out a CONNACK timeout when asked to stop
         if self._thread is not None:
             self._thread.join(flush_s + CONNACK_TIMEOUT_S + OFFLINE_PUBLISH_TIMEOUT_S + 2)
 
@@ -105,7 +107,7 @@ class Forwarder:
                     break
                 # capped exponential backoff with jitter, so a fleet does not reconnect in lockstep
                 wait = delay * random.uniform(0.8, 1.2)
-                log.info("mqtt: reconnecting in %.1f s", wait)
+                log.debug("mqtt: reconnecting in %.1f s", wait)  # the error itself was logged once
                 self._stop_requested.wait(wait)
                 delay = min(delay * 2, cfg.reconnect_max_s)
         except Exception:
@@ -154,7 +156,10 @@ class Forwarder:
         self.connections += 1
         self.connected_since = time.time()
         self.last_error = None
-        client.publish(self._status_topic, "online", qos=1, retain=True)
+        with self._lock:  # a fresh client numbers its messages from 1 again
+            self._inflight.clear()
+            self._early_acks.clear()
+        self._publish(client, self._status_topic, "online", seq=None, retain=True)
         log.info("mqtt: connected to %s:%s, forwarding to %s/events/#", cfg.host, cfg.port, self._config.base_topic)
         return True
 
@@ -162,8 +167,6 @@ class Forwarder:
         window = self._config.mqtt.inflight
         refill_below = max(1, window * 3 // 4)
         cursor = 0  # every connection starts again from the oldest undelivered event
-        with self._lock:
-            self._inflight.clear()
         while self._connected.is_set():
             self._wake.clear()
             self._hand_over_acks()
@@ -175,13 +178,10 @@ class Forwarder:
                 room = window - len(self._inflight)
                 events = pending_after(reader, cursor, room)
                 for event in events:
-                    with self._lock:
-                        info = client.publish(event_topic(self._config.base_topic, event.kind),
-                                              wire_payload(event, self._config.site, self._config.gateway), qos=1)
-                        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                            self._note_error(f"publish failed: {mqtt.error_string(info.rc)}")
-                            return
-                        self._inflight[info.mid] = event.seq
+                    topic = event_topic(self._config.base_topic, event.kind)
+                    if not self._publish(client, topic, wire_payload(event, self._config.site, self._config.gateway),
+                                         seq=event.seq):
+                        return
                     cursor = event.seq
                 if len(events) < room:
                     cursor = max(cursor, target)  # nothing else undelivered up to target
@@ -189,6 +189,27 @@ class Forwarder:
                     continue
             self._wake.wait(0.2 if stopping else 5.0)
         self._hand_over_acks()
+
+    def _publish(self, client: mqtt.Client, topic: str, payload: str, *, seq: int | None,
+                 retain: bool = False) -> mqtt.MQTTMessageInfo | None:
+        """Publish at QoS 1 and remember which event the message id stands for.
+
+        Never hold our lock while calling paho: paho calls on_publish with its own mutex held,
+        and publish() takes that mutex, so holding ours across it would deadlock.
+        """
+        info = client.publish(topic, payload, qos=1, retain=retain)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._note_error(f"publish failed: {mqtt.error_string(info.rc)}")
+            return None
+        with self._lock:
+            refused = self._early_acks.pop(info.mid, None)  # the PUBACK came back before we got here
+            if refused is None:
+                self._inflight[info.mid] = seq
+            elif not refused and seq is not None:
+                self._acked.append(seq)
+        if refused and seq is not None:
+            self._refuse(client, seq, "refused by the broker")
+        return info
 
     def _drained(self, cursor: int) -> bool:
         return not self._inflight and cursor >= self._committed_seq
@@ -201,9 +222,10 @@ class Forwarder:
             self._mark_delivered(acked)
 
     def _say_offline(self, client: mqtt.Client) -> None:
-        info = client.publish(self._status_topic, "offline", qos=1, retain=True)
+        info = self._publish(client, self._status_topic, "offline", seq=None, retain=True)
         try:
-            info.wait_for_publish(OFFLINE_PUBLISH_TIMEOUT_S)
+            if info is not None:
+                info.wait_for_publish(OFFLINE_PUBLISH_TIMEOUT_S)
         except (RuntimeError, ValueError) as exc:
             log.warning("mqtt: could not publish offline status: %s", exc)
         client.disconnect()
@@ -236,15 +258,24 @@ class Forwarder:
         self._wake.set()
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
+        # runs with paho's _out_message_mutex held: take only our own lock, briefly, and never call paho under it
+        refused = None
         with self._lock:
-            seq = self._inflight.pop(mid, None)
-            if seq is None:
+            if mid not in self._inflight:
+                self._early_acks[mid] = bool(reason.is_failure)
                 return
-            if reason.is_failure:
-                # The broker refused it (e.g. not authorised for this topic): keep it in the
-                # outbox, reconnect later and try again rather than lose it.
-                self._note_error(f"broker refused event seq {seq}: {reason}")
-                client.disconnect()
-                return
-            self._acked.append(seq)
+            seq = self._inflight.pop(mid)
+            if seq is not None:
+                if reason.is_failure:
+                    refused = seq
+                else:
+                    self._acked.append(seq)
+        if refused is not None:
+            self._refuse(client, refused, str(reason))
         self._wake.set()
+
+    def _refuse(self, client: mqtt.Client, seq: int, reason: str) -> None:
+        """The broker refused an event (e.g. not authorised for its topic): keep it in the outbox,
+        reconnect after the backoff and try again, rather than lose it."""
+        self._note_error(f"broker refused event seq {seq}: {reason}")
+        client.disconnect()
