@@ -54,7 +54,11 @@ else
         # as root mosquitto would switch to the 'mosquitto' user, who cannot write into the 0700 data dir
         if [[ "$(id -u)" -eq 0 ]]; then echo "user root"; fi
     } >"$SIM_DIR/mosquitto.conf"
-    "$broker" -c "$SIM_DIR/mosquitto.conf" </dev/null >/dev/null 2>>"$SIM_DIR/mosquitto.log" &
+    # its own session, so Ctrl-C in the terminal does not stop the broker before the gateway has
+    # flushed its last events and said "offline"; the EXIT trap stops it afterwards
+    launcher=()
+    if command -v setsid >/dev/null 2>&1; then launcher=(setsid); fi
+    "${launcher[@]}" "$broker" -c "$SIM_DIR/mosquitto.conf" </dev/null >/dev/null 2>>"$SIM_DIR/mosquitto.log" &
     mosquitto_pid=$!
     for _ in $(seq 1 100); do
         port_open && break

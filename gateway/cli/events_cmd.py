@@ -32,18 +32,12 @@ def _events(args: argparse.Namespace) -> int:
     until = parse_time(args.until) if args.until else None
     db = open_for_reading(config.database_path)
     show = _print_json if args.json else _print_text
-    after = 0
-    if args.last:
-        newest = db.conn.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
-        matching = list(iter_events(db, kind=args.kind, since=since, until=until))
-        for event in matching[-args.last:]:
-            show(event)
-        after = newest
-    else:
-        for event in iter_events(db, kind=args.kind, since=since, until=until):
-            show(event)
-            after = event.seq
-        after = max(after, db.conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
+    # one snapshot point: everything up to it is listed, everything after it is followed
+    newest = db.conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+    matching = (e for e in iter_events(db, kind=args.kind, since=since, until=until) if e.seq <= newest)
+    for event in (list(matching)[-args.last:] if args.last else matching):
+        show(event)
+    after = newest
     sys.stdout.flush()
     while args.follow:
         time.sleep(FOLLOW_POLL_S)  # a CLI reader polling its own file; the service never polls

@@ -1,7 +1,7 @@
 """The configuration schema: one TOML file, validated strictly.
 
 Field names are a contract that users' files and other modules rely on: extend, never rename.
-Every field has a description; `gateway.config.errors` uses it to tell the user how to fix a value.
+Every field has a description; `gateway.config.loader` uses it to tell the user how to fix a value.
 """
 
 from __future__ import annotations

@@ -66,6 +66,12 @@ def verify_chain(rows: Iterable[Row], head: tuple[int, str] | None) -> VerifyRes
     """
     expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
     for seq, event_id, ts, kind, source, payload, stored_prev, stored_hash in rows:
+        if seq < expected_seq:  # seq is the primary key: only a hand edit of seq gets here
+            return VerifyResult(
+                False, count, expected_seq - 1, prev_hash,
+                f"sequence altered at event {event_id}: it has seq {seq} where seq {expected_seq} was expected",
+                seq, event_id,
+            )
         if seq != expected_seq:
             missing = f"seq {expected_seq}" if seq == expected_seq + 1 else f"seq {expected_seq} to {seq - 1}"
             return VerifyResult(
@@ -86,6 +92,13 @@ def verify_chain(rows: Iterable[Row], head: tuple[int, str] | None) -> VerifyRes
             )
         prev_hash, expected_seq, count = stored_hash, seq + 1, count + 1
     last_seq = expected_seq - 1
+    if head is None and count:
+        # the writer records the head in the same transaction as every event: never absent with events
+        return VerifyResult(
+            False, count, last_seq, prev_hash,
+            f"chain head missing: the log has {count} event(s) up to seq {last_seq} but no recorded head",
+            last_seq, None,
+        )
     if head is not None:
         head_seq, head_hash = head
         if head_seq > last_seq:

@@ -34,6 +34,9 @@ from gateway.store.ids import uuid7
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 5000
+#: events stamped before this were written while the clock was unset (a Pi has no RTC and may boot
+#: in 1970 until NTP answers); their age is unknowable, so they are never dropped for age
+CLOCK_FLOOR = "2025-01-01T00:00:00.000Z"
 _STOP = object()
 
 
@@ -220,7 +223,7 @@ class StoreWriter:
         limits = self._outbox_limits
         cutoff = utc_timestamp(time.time_ns() - int(limits.max_age_days * 86400 * 1e9))
         conn = self._conn
-        row = conn.execute("SELECT max(seq) FROM events WHERE ts < ?", (cutoff,)).fetchone()
+        row = conn.execute("SELECT max(seq) FROM events WHERE ts < ? AND ts >= ?", (cutoff, CLOCK_FLOOR)).fetchone()
         if row[0] is not None:
             self._drop_through(row[0], "max_age", f"older than {limits.max_age_days:g} days")
         over = self._depth - limits.max_rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -32,7 +33,11 @@ class Mosquitto:
 
     def _write_conf(self) -> None:
         self.conf_path.write_text(
-            f"listener {self.port} {self.host}\n"
+            # Started as root, mosquitto would switch to the `mosquitto` user, which cannot write its
+            # persistence file or log in the test's directory: persistent sessions would then be lost
+            # silently across a restart. Stay the user the tests run as.
+            ("user root\n" if os.geteuid() == 0 else "")
+            + f"listener {self.port} {self.host}\n"
             f"allow_anonymous {'true' if self.allow_anonymous else 'false'}\n"
             "persistence true\n"
             f"persistence_location {self.workdir}/\n"
