@@ -6,15 +6,15 @@ know it), the key path, the bad value (where there is one) and a fix. `dcgate ru
 must not even create the data directory.
 
 Root caveat: the tests run as root, for whom `os.access` says every file is readable. The
-"password file unreadable" case is therefore checked by running the CLI as `nobody` (setpriv);
+"password file unreadable" case is therefore checked by running the CLI as `nobody` (a forked child);
 as root a mode-000 password file is accepted, because root can in fact read it.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.cli.main import main as cli_main
 from tests.support.gateway_proc import REPO, run_cli
 from tests.support.waiting import wait_until
 
@@ -114,7 +115,8 @@ CASES: dict[str, Case] = {
         replaced(VALID, 'driver = "sim"\n', ""), "probes[0].driver", 9, None, "add `driver = ...`",
     ),
     "port_zero": Case(
-        replaced(VALID, "port = 1883", "port = 0"), "mqtt.port", 7, "0", "port must be: TCP port of the broker, 1 to 65535",
+        replaced(VALID, "port = 1883", "port = 0"), "mqtt.port", 7, "0",
+        "port must be: TCP port of the broker, 1 to 65535",
     ),
     "port_too_large": Case(
         replaced(VALID, "port = 1883", "port = 70000"), "mqtt.port", 7, "70000",
@@ -251,6 +253,34 @@ def shared_dir() -> Iterator[Path]:
     shutil.rmtree(directory)
 
 
+def run_cli_as_nobody(*args: str) -> tuple[int, str]:
+    """`dcgate ARGS` in a forked child that has become `nobody`: (exit status, stdout + stderr).
+
+    Forked rather than exec'd, because the interpreter may live where `nobody` cannot reach it.
+    """
+    user = pwd.getpwnam("nobody")
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 125
+        try:
+            os.close(read_fd)
+            out = os.fdopen(write_fd, "w", encoding="utf-8")
+            sys.stdout = sys.stderr = out
+            os.setgroups([])
+            os.setgid(user.pw_gid)
+            os.setuid(user.pw_uid)
+            code = cli_main(list(args))
+            out.flush()
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    with os.fdopen(read_fd, encoding="utf-8") as stream:
+        output = stream.read()
+    _, wait_status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(wait_status), output
+
+
 def test_password_file_unreadable_by_the_service_user_is_refused(shared_dir: Path) -> None:
     """Mode 000 as seen by a non-root service user (as root, os.access says every file is readable)."""
     secret = shared_dir / "secret.txt"
@@ -258,14 +288,10 @@ def test_password_file_unreadable_by_the_service_user_is_refused(shared_dir: Pat
     secret.chmod(0o000)
     path = write(shared_dir, with_line(VALID, "port = 1883", PW_LINES))
     path.chmod(0o644)
-    result = subprocess.run(
-        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-         sys.executable, "-m", "gateway", "config", "check", str(path)],
-        capture_output=True, text=True, timeout=60, cwd=REPO,
-    )
-    assert result.returncode == 2, result
-    assert "line 9, mqtt.password_file:" in result.stderr
-    assert f"password_file '{secret}' is not readable by this user. Fix: check its owner and mode" in result.stderr
+    code, output = run_cli_as_nobody("config", "check", str(path))
+    assert code == 2, output
+    assert "line 9, mqtt.password_file:" in output
+    assert f"password_file '{secret}' is not readable by this user. Fix: check its owner and mode" in output
 
 
 def test_invalid_toml_names_the_line(config_dir: Path) -> None:

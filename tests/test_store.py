@@ -12,6 +12,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from gateway.store.writer import StoreWriter
 from tests.support.waiting import wait_until
 
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-MIGRATION_NAMES = ["0001_events", "0002_outbox"]
+MIGRATION_NAMES = ["0001_events", "0002_outbox", "0003_events_insert_only_at_the_end"]
 
 
 @pytest.fixture
@@ -137,7 +138,7 @@ def _doors_then_python_error(db: sqlite_utils.Database) -> None:
 def test_failing_migration_leaves_no_partial_table_and_no_record(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, ("0003_doors", _doors_then_bad_sql)])
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, ("9999_doors", _doors_then_bad_sql)])
     with pytest.raises(StoreError, match="cannot open the event store"):
         open_for_writing(db_path)
     assert "doors" not in tables(db_path)
@@ -145,9 +146,9 @@ def test_failing_migration_leaves_no_partial_table_and_no_record(
     assert [name for name, _ in migration_rows(db_path)] == MIGRATION_NAMES  # the earlier ones stay applied
 
     # fixed, the same migration applies on the next start
-    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS[:2], ("0003_doors", _doors)])
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS[:len(MIGRATION_NAMES)], ("9999_doors", _doors)])
     open_for_writing(db_path).close()
-    assert [name for name, _ in migration_rows(db_path)] == [*MIGRATION_NAMES, "0003_doors"]
+    assert [name for name, _ in migration_rows(db_path)] == [*MIGRATION_NAMES, "9999_doors"]
     with raw(db_path) as conn:
         assert conn.execute("SELECT name FROM doors").fetchall() == [("main",)]
 
@@ -158,7 +159,7 @@ def test_failing_migration_on_an_existing_store_keeps_its_events(
     writer = writers(db_path)
     kept = [writer.append_and_wait("test.kept", "test", {"n": n}).id for n in range(3)]
     writer.stop()
-    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, ("0003_doors", _doors_then_python_error)])
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, ("9999_doors", _doors_then_python_error)])
     with pytest.raises(RuntimeError, match="migration bug"):
         open_for_writing(db_path)
     assert "doors" not in tables(db_path)
@@ -202,7 +203,7 @@ def test_uuid7_ids_are_version_7_and_strictly_increasing_within_one_millisecond(
     ids = [generate() for _ in range(20_000)]
     after_ms = datetime.now(UTC).timestamp() * 1000
     assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
-    assert all(a.int < b.int for a, b in zip(ids, ids[1:], strict=False))
+    assert all(a.int < b.int for a, b in pairwise(ids))
     assert [str(i) for i in ids] == sorted(str(i) for i in ids)  # the text form sorts the same way
     per_ms: dict[int, int] = {}
     for value in ids:
@@ -219,7 +220,7 @@ def test_ids_and_timestamps_follow_commit_order(db_path: Path, writers: Callable
     assert [e.fields["n"] for e in events] == list(range(3000))
     ids = [uuid.UUID(e.id) for e in events]
     assert all(i.version == 7 for i in ids)
-    assert all(a.int < b.int for a, b in zip(ids, ids[1:], strict=False))
+    assert all(a.int < b.int for a, b in pairwise(ids))
     assert len({uuid7_time_ms(i) for i in ids}) < len(ids)  # many shared a millisecond
     assert all(TS.match(e.ts) for e in events)
     assert [e.ts for e in events] == sorted(e.ts for e in events)
@@ -259,7 +260,7 @@ def test_writer_commits_each_callers_events_in_order_with_a_valid_chain(
     stored = all_events(db_path)
     assert [e.seq for e in stored] == list(range(1, 1001))
     assert stored[0].prev_hash == GENESIS_HASH
-    assert all(b.prev_hash == a.hash for a, b in zip(stored, stored[1:], strict=False))
+    assert all(b.prev_hash == a.hash for a, b in pairwise(stored))
     assert writer.last_seq == 1000 and writer.committed_total == 1000
     result = verify_file(db_path)
     assert result.ok and result.events == 1000 and result.head_hash == stored[-1].hash

@@ -181,16 +181,24 @@ def test_rehashed_event_still_breaks_the_next_link(store: Store) -> None:
     )
 
 
-def test_insert_or_replace_slips_past_the_triggers_but_not_the_chain(store: Store) -> None:
-    """SQLite fires no DELETE trigger for REPLACE (recursive_triggers is off): the chain must catch it."""
+def _replace_event_5(store: Store) -> tuple[Event, str]:
     e = store.event(5)
     forged = canonical_fields({"probe": "rack1", "temperature_c": 19.0, "humidity_pct": 50.0})
-    result = sqlite(store.db, f"INSERT OR REPLACE INTO events VALUES (5, '{e.id}', '{e.ts}', '{e.kind}', "
-                              f"'{e.source}', '{forged}', '{e.prev_hash}', '{e.hash}')")
-    if result.returncode != 0:  # a trigger (or a future one) refused it: nothing changed
-        assert "append-only" in result.stderr
-        assert verify(store.config).returncode == 0
-        return
+    return e, (f"INSERT OR REPLACE INTO events VALUES (5, '{e.id}', '{e.ts}', '{e.kind}', "
+               f"'{e.source}', '{forged}', '{e.prev_hash}', '{e.hash}')")
+
+
+def test_insert_or_replace_is_refused_by_the_insert_trigger(store: Store) -> None:
+    """Regression: SQLite fires no DELETE trigger for REPLACE; migration 0003's INSERT trigger refuses it."""
+    _e, statement = _replace_event_5(store)
+    result = sqlite(store.db, statement)
+    assert result.returncode != 0 and "append-only" in result.stderr
+    assert verify(store.config).returncode == 0
+
+
+def test_insert_or_replace_with_the_triggers_dropped_is_caught_by_the_chain(store: Store) -> None:
+    e, statement = _replace_event_5(store)
+    tamper(store.db, f"DROP TRIGGER events_insert_only_at_the_end; {statement}")
     assert_tampered(
         store, f"content altered in event {e.id} (seq 5, kind env.reading): its hash does not match its content", 4
     )

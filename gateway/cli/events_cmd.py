@@ -20,10 +20,21 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     events.add_argument("--kind", help="only this kind, or a prefix ending in * (e.g. 'env.*')")
     events.add_argument("--since", metavar="T", help="from this time: 15m, 2h, 7d ago, or ISO 8601")
     events.add_argument("--until", metavar="T", help="before this time (same forms as --since)")
-    events.add_argument("--last", type=int, metavar="N", help="only the newest N matching events")
+    events.add_argument("--last", type=_positive_int, metavar="N", help="only the newest N matching events")
     events.add_argument("--follow", "-f", action="store_true", help="keep printing new events as they are committed")
     events.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
     events.set_defaults(handler=_events)
+
+
+def _positive_int(text: str) -> int:
+    """--last N: 0 or a negative N used to print the whole log (or skip its first events) instead."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
+    return value
 
 
 def _events(args: argparse.Namespace) -> int:

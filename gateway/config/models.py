@@ -13,6 +13,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+#: a path given as a TOML string (strict mode would otherwise demand a Path object)
+FilePath = Annotated[Path, Field(strict=False)]
+
 SLUG = r"^[a-z0-9][a-z0-9-]*$"
 DEVICE_NAME = r"^[a-z0-9][a-z0-9_-]*$"
 
@@ -20,7 +23,8 @@ DEVICE_NAME = r"^[a-z0-9][a-z0-9_-]*$"
 class StrictModel(BaseModel):
     """Unknown keys are errors: a typo must never be silently ignored on a door controller."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    # strict: `port = "1883"` or `port = true` is a mistake to report, not to coerce
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, strict=True)
 
 
 def _resolve_path(value: object, info: ValidationInfo) -> object:
@@ -50,15 +54,15 @@ class MqttConfig(StrictModel):
     )
     port: int = Field(1883, ge=1, le=65535, title="Broker port", description="TCP port of the broker, 1 to 65535")
     username: str | None = Field(None, min_length=1, description="user name for the broker, if it requires one")
-    password_file: Path | None = Field(
+    password_file: FilePath | None = Field(
         None,
         description="file holding the broker password (first line); must be readable only by its owner (chmod 600)",
     )
-    tls_ca: Path | None = Field(
+    tls_ca: FilePath | None = Field(
         None, description="CA certificate (PEM) that signed the broker's certificate; enables TLS"
     )
-    tls_cert: Path | None = Field(None, description="client certificate (PEM) for mutual TLS; needs tls_key")
-    tls_key: Path | None = Field(None, description="client private key (PEM) for mutual TLS; needs tls_cert")
+    tls_cert: FilePath | None = Field(None, description="client certificate (PEM) for mutual TLS; needs tls_key")
+    tls_key: FilePath | None = Field(None, description="client private key (PEM) for mutual TLS; needs tls_cert")
     base_topic: str | None = Field(
         None,
         min_length=1,
@@ -160,7 +164,7 @@ class Config(StrictModel):
     gateway: str = Field(
         pattern=SLUG, max_length=48, description='this gateway\'s slug, [a-z0-9-], e.g. "ruang-server-1"'
     )
-    data_dir: Path = Field(
+    data_dir: FilePath = Field(
         description="directory for the database and control socket; relative paths are relative to the config file"
     )
     mqtt: MqttConfig = Field(description="the upstream MQTT broker")

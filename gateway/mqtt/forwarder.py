@@ -199,7 +199,8 @@ class Forwarder:
         """
         info = client.publish(topic, payload, qos=1, retain=retain)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            self._note_error(f"publish failed: {mqtt.error_string(info.rc)}")
+            if info.rc != MQTTErrorCode.MQTT_ERR_NO_CONN:  # a lost link is noted, with its cause, by whoever saw it
+                self._note_error(f"publish failed: {mqtt.error_string(info.rc)}")
             return None
         with self._lock:
             refused = self._early_acks.pop(info.mid, None)  # the PUBACK came back before we got here
@@ -251,7 +252,8 @@ class Forwarder:
         self._connack.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
-        if self._connected.is_set() and not self._stop_requested.is_set():
+        # a disconnect we asked for (e.g. after a refused publish) is not an error, and must not hide the one noted
+        if reason.is_failure and self._connected.is_set() and not self._stop_requested.is_set():
             self._note_error(f"disconnected from broker: {reason}")
         self._connected.clear()
         self._connack.set()

@@ -44,9 +44,23 @@ def _0002_outbox(db: sqlite_utils.Database) -> None:
     db["outbox"].create({"seq": int}, pk="seq", foreign_keys=[("seq", "events", "seq")])
 
 
+def _0003_events_insert_only_at_the_end(db: sqlite_utils.Database) -> None:
+    # `INSERT OR REPLACE` deletes the row it replaces without firing DELETE triggers
+    # (recursive_triggers is off by default), so refuse any insert that is not a new last event.
+    db.execute(
+        """
+        CREATE TRIGGER events_insert_only_at_the_end BEFORE INSERT ON events
+        WHEN NEW.seq <= (SELECT coalesce(max(seq), 0) FROM events)
+          OR EXISTS (SELECT 1 FROM events WHERE id = NEW.id)
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END
+        """
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_events", _0001_events),
     ("0002_outbox", _0002_outbox),
+    ("0003_events_insert_only_at_the_end", _0003_events_insert_only_at_the_end),
 ]
 
 

@@ -160,7 +160,9 @@ class StoreWriter:
                 batch += self._drain()
             if batch:
                 self._commit(batch)
-            if stopping or time.monotonic() >= self._next_housekeeping or self._depth > self._outbox_limits.max_rows:
+            # bounds are checked every housekeeping_s (as configured), not after every batch: checking
+            # whenever the outbox is full would record one `outbox.dropped` per batch during an outage
+            if stopping or time.monotonic() >= self._next_housekeeping:
                 self._housekeeping()
 
     def _drain(self) -> list[Any]:
@@ -171,7 +173,8 @@ class StoreWriter:
             except queue.Empty:
                 return items
 
-    def _commit(self, batch: list[Any], extra_rows: list[tuple[Any, ...]] | None = None) -> None:
+    def _commit(self, batch: list[Any], *, drop_through: int | None = None) -> bool:
+        """Commit a batch in one transaction; `drop_through` also removes outbox rows up to that seq."""
         seq, prev_hash = self._head_seq, self._head_hash
         rows: list[tuple[Any, ...]] = []
         pendings: list[PendingEvent] = []
@@ -188,8 +191,11 @@ class StoreWriter:
             else:
                 delivered.extend((s,) for s in item)
         conn = self._conn
+        dropped = 0
         try:
             conn.execute("BEGIN IMMEDIATE")
+            if drop_through is not None:
+                dropped = conn.execute("DELETE FROM outbox WHERE seq <= ?", (drop_through,)).rowcount
             if rows:
                 conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
                 conn.executemany("INSERT INTO outbox (seq) VALUES (?)", [(r[0],) for r in rows])
@@ -207,15 +213,16 @@ class StoreWriter:
             log.error("store: %s (%d events refused)", self.last_error, len(rows))
             for pending in pendings:
                 pending._resolve(None, exc)
-            return
+            return False
         self._head_seq, self._head_hash = seq, prev_hash
-        self._depth += len(rows) - max(removed, 0)
+        self._depth += len(rows) - max(removed, 0) - dropped
         self.committed_total += len(rows)
         self.last_error = None
         for pending, row in zip(pendings, rows, strict=True):
             pending._resolve(Event(*row))
         if rows and self.on_commit is not None:
             self.on_commit(seq)
+        return True
 
     def _housekeeping(self) -> None:
         """Keep the outbox within its bounds; every drop is itself recorded as an event."""
@@ -239,18 +246,8 @@ class StoreWriter:
         ).fetchone()
         if not count:
             return
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("DELETE FROM outbox WHERE seq <= ?", (last_seq,))
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            self.last_error = f"outbox drop failed: {exc}"
-            log.error("store: %s", self.last_error)
-            return
-        self._depth -= count
-        log.warning("outbox: dropped %d undelivered event(s) seq %d..%d (%s)", count, first, last, detail)
-        pending = PendingEvent()
         fields = {"count": count, "first_seq": first, "last_seq": last, "reason": reason, "detail": detail}
-        self._commit([("outbox.dropped", "gateway", validate_event("outbox.dropped", "gateway", fields), pending)])
+        record = ("outbox.dropped", "gateway", validate_event("outbox.dropped", "gateway", fields), PendingEvent())
+        # the drop and its record commit together: a crash can never leave a silent drop
+        if self._commit([record], drop_through=last_seq):
+            log.warning("outbox: dropped %d undelivered event(s) seq %d..%d (%s)", count, first, last, detail)
