@@ -46,7 +46,7 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path, broker, gateway_facto
     # The 21st start drains: same data_dir, probes slowed down so the outbox can empty.
     drain = write_config(tmp_path / "drain.toml", base_config(data_dir, broker.port, store={"synchronous": "normal"}))
     gw_drain = gateway_factory(drain)
-    wait_until(lambda: gw_drain.status()["store"]["outbox_depth"] == 0, 120,
+    wait_until(lambda: gw_drain.status()["store"]["outbox_depth"] == 0, 60,
                message=lambda: f"the outbox to drain: {gw_drain.status()}")
     assert gw_drain.terminate() == 0
 

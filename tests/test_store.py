@@ -146,7 +146,8 @@ def test_failing_migration_leaves_no_partial_table_and_no_record(
     assert [name for name, _ in migration_rows(db_path)] == MIGRATION_NAMES  # the earlier ones stay applied
 
     # fixed, the same migration applies on the next start
-    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS[:len(MIGRATION_NAMES)], ("9999_doors", _doors)])
+    fixed = [*migrations.MIGRATIONS[: len(MIGRATION_NAMES)], ("9999_doors", _doors)]
+    monkeypatch.setattr(migrations, "MIGRATIONS", fixed)
     open_for_writing(db_path).close()
     assert [name for name, _ in migration_rows(db_path)] == [*MIGRATION_NAMES, "9999_doors"]
     with raw(db_path) as conn:

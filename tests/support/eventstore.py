@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,7 @@ def check_delivery(committed: list[Event], received: list[dict[str, Any]]) -> No
     unknown = [event_id for event_id in first_order if event_id not in by_id]
     assert not unknown, f"subscriber received {len(unknown)} events that are not in the store: {unknown[:5]}"
     seqs = [by_id[event_id].seq for event_id in first_order]
-    out_of_order = [(a, b) for a, b in zip(seqs, seqs[1:], strict=False) if b <= a]
+    out_of_order = [(a, b) for a, b in itertools.pairwise(seqs) if b <= a]
     assert not out_of_order, f"first arrivals are not in commit order, e.g. seq {out_of_order[:5]}"
     assert seqs == [event.seq for event in committed]
     for event_id, message in first.items():
