@@ -33,6 +33,7 @@ class Gateway:
         self.world = SimWorld()
         self._stop = threading.Event()
         self._stop_reason = "requested"
+        self._ready = False
         self._notifier = SystemdNotifier()
         self._lock: DataDirLock | None = None
         self._started_at = time.time()
@@ -72,6 +73,7 @@ class Gateway:
         self._control = ControlServer(cfg.control_socket_path, self._control_handlers())
         self._control.start()
         self._notifier.ready(f"forwarding to {cfg.mqtt.host}:{cfg.mqtt.port}")
+        self._ready = True
 
     def _build_probes(self) -> dict[str, SimClimateProbe]:
         probes = {}
@@ -97,7 +99,8 @@ class Gateway:
         self._stop.set()
 
     def stop(self) -> None:
-        self._notifier.stopping()
+        if self._ready:
+            self._notifier.stopping()
         if self._control is not None:
             self._control.stop()
         if self.poller is not None:

@@ -54,8 +54,9 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path, broker, gateway_facto
     assert outbox_seqs(database) == []
     assert len(committed) > 1000, "the probes should have produced a real stream of events"
     subscriber.wait_for_ids({event.id for event in committed}, timeout=60)
-    check_delivery(committed, subscriber.events())
-    assert len(subscriber.events()) >= len(committed)
+    received = subscriber.events()
+    check_delivery(committed, received)
+    print(f"{len(committed)} events committed, {len(received) - len(committed)} duplicates received after the kills")
 
     verify = run_cli("log", "verify", "--config", str(drain))
     assert verify.returncode == 0, verify.stdout + verify.stderr
