@@ -19,10 +19,18 @@ from typing import Any
 GENESIS_HASH = "0" * 64
 
 
+# encoders made once: json.dumps with options builds a new encoder on every call (hot path)
+_FIELDS_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_HASH_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_fields(fields: Mapping[str, Any]) -> str:
     """The one JSON spelling of an event's fields: sorted keys, no spaces, UTF-8, no NaN."""
-    _reject_floats_that_json_cannot_hold(fields)
-    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    try:
+        return _FIELDS_ENCODER.encode(fields)
+    except ValueError:
+        _reject_floats_that_json_cannot_hold(fields)  # names the value; json's own message does not
+        raise
 
 
 def _reject_floats_that_json_cannot_hold(value: Any) -> None:
@@ -37,9 +45,7 @@ def _reject_floats_that_json_cannot_hold(value: Any) -> None:
 
 
 def event_hash(seq: int, event_id: str, ts: str, kind: str, source: str, payload: str, prev_hash: str) -> str:
-    encoded = json.dumps(
-        [seq, event_id, ts, kind, source, payload, prev_hash], separators=(",", ":"), ensure_ascii=False
-    ).encode("utf-8")
+    encoded = _HASH_ENCODER.encode([seq, event_id, ts, kind, source, payload, prev_hash]).encode("utf-8")
     return hashlib.sha256(encoded).hexdigest()
 
 

@@ -14,8 +14,9 @@ import sqlite_utils
 from gateway.errors import InvalidEventError
 from gateway.store.chain import GENESIS_HASH, VerifyResult, canonical_fields, verify_chain
 
-KIND = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
-SOURCE = re.compile(r"^[\w.:/@-]{1,64}$")
+# fullmatch, not match with $: `$` also matches before a trailing newline
+KIND = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
+SOURCE = re.compile(r"[\w.:/@-]{1,64}")
 #: keys of the published envelope; an event's own fields may not reuse them
 RESERVED_FIELDS = frozenset({"id", "ts", "kind", "site", "gateway", "schema", "source", "seq", "hash", "prev_hash"})
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -47,9 +48,9 @@ class Event:
 
 def validate_event(kind: str, source: str, fields: Mapping[str, Any]) -> str:
     """Check an event before it is queued; returns its canonical payload. Raises InvalidEventError."""
-    if not isinstance(kind, str) or not KIND.match(kind):
+    if not isinstance(kind, str) or not KIND.fullmatch(kind):
         raise InvalidEventError(f"event kind {kind!r} is not dotted lower-case words, e.g. 'env.reading'")
-    if not isinstance(source, str) or not SOURCE.match(source):
+    if not isinstance(source, str) or not SOURCE.fullmatch(source):
         raise InvalidEventError(f"event source {source!r} must be 1-64 characters of letters, digits, . : / @ _ -")
     if not isinstance(fields, Mapping):
         raise InvalidEventError(f"event fields must be a mapping, got {type(fields).__name__}")
@@ -65,11 +66,19 @@ def validate_event(kind: str, source: str, fields: Mapping[str, Any]) -> str:
     return payload
 
 
+_second_cache: tuple[int, str] = (-1, "")
+
+
 def utc_timestamp(ns: int | None = None) -> str:
     """UTC with milliseconds, e.g. 2026-11-21T03:04:05.678Z (sorts as text in time order)."""
+    global _second_cache
     ns = time.time_ns() if ns is None else ns
     seconds, rest = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest // 1_000_000:03d}Z"
+    cached_second, text = _second_cache
+    if seconds != cached_second:  # strftime once per second, not once per event
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _second_cache = (seconds, text)
+    return f"{text}.{rest // 1_000_000:03d}Z"
 
 
 def iter_events(

@@ -21,6 +21,14 @@ class Uuid7Generator:
         self._counter = 0
 
     def __call__(self) -> uuid.UUID:
+        return uuid.UUID(int=self._next_int())
+
+    def text(self) -> str:
+        """The next id in its canonical text form, without building a UUID object (hot path)."""
+        h = f"{self._next_int():032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+    def _next_int(self) -> int:
         with self._lock:
             now_ms = time.time_ns() // 1_000_000
             if now_ms > self._last_ms:
@@ -35,8 +43,7 @@ class Uuid7Generator:
             ms, counter = self._last_ms, self._counter
         rand_a = counter >> 62
         rand_b = counter & ((1 << 62) - 1)
-        value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
-        return uuid.UUID(int=value)
+        return (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
 
 
 uuid7 = Uuid7Generator()

@@ -40,27 +40,50 @@ CLOCK_FLOOR = "2025-01-01T00:00:00.000Z"
 _STOP = object()
 
 
+# One condition for every waiter, notified once per committed batch: most appended events are
+# never waited for, and a threading.Event per event was a measurable share of the hot path.
+_RESOLVED = threading.Condition()
+
+
 class PendingEvent:
     """A queued event; `result()` waits until it is committed (or failed)."""
 
-    __slots__ = ("_done", "error", "event")
+    __slots__ = ("done", "error", "event")
 
     def __init__(self) -> None:
-        self._done = threading.Event()
+        self.done = False
         self.event: Event | None = None
         self.error: BaseException | None = None
 
     def _resolve(self, event: Event | None, error: BaseException | None = None) -> None:
-        self.event, self.error = event, error
-        self._done.set()
+        """Record the outcome; the writer then wakes waiters once for the whole batch."""
+        self.event, self.error, self.done = event, error, True
 
     def result(self, timeout: float | None = 10.0) -> Event:
-        if not self._done.wait(timeout):
+        with _RESOLVED:
+            finished = _RESOLVED.wait_for(lambda: self.done, timeout)
+        if not finished:
             raise StoreError(f"event not committed within {timeout} s (store writer busy or stopped)")
         if self.error is not None:
             raise StoreError(f"event was not committed: {self.error}") from self.error
         assert self.event is not None
         return self.event
+
+
+def _wake_waiters() -> None:
+    with _RESOLVED:
+        _RESOLVED.notify_all()
+
+
+def _spans(seqs: list[int]) -> list[tuple[int, int]]:
+    """[1, 2, 3, 7, 8] -> [(1, 3), (7, 8)]: PUBACKs come in order, so one DELETE covers a whole run."""
+    spans: list[tuple[int, int]] = []
+    for seq in sorted(set(seqs)):
+        if spans and seq == spans[-1][1] + 1:
+            spans[-1] = (spans[-1][0], seq)
+        else:
+            spans.append((seq, seq))
+    return spans
 
 
 class StoreWriter:
@@ -178,18 +201,18 @@ class StoreWriter:
         seq, prev_hash = self._head_seq, self._head_hash
         rows: list[tuple[Any, ...]] = []
         pendings: list[PendingEvent] = []
-        delivered: list[tuple[int]] = []
+        delivered: list[int] = []
         for item in batch:
             if isinstance(item, tuple) and len(item) == 4 and isinstance(item[3], PendingEvent):
                 kind, source, payload, pending = item
                 seq += 1
-                event_id, ts = str(uuid7()), utc_timestamp()
+                event_id, ts = uuid7.text(), utc_timestamp()
                 digest = event_hash(seq, event_id, ts, kind, source, payload, prev_hash)
                 rows.append((seq, event_id, ts, kind, source, payload, prev_hash, digest))
                 pendings.append(pending)
                 prev_hash = digest
             else:
-                delivered.extend((s,) for s in item)
+                delivered.extend(item)
         conn = self._conn
         dropped = 0
         try:
@@ -204,7 +227,10 @@ class StoreWriter:
                     "ON CONFLICT (one) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
                     (seq, prev_hash),
                 )
-            removed = conn.executemany("DELETE FROM outbox WHERE seq = ?", delivered).rowcount if delivered else 0
+            removed = sum(
+                conn.execute("DELETE FROM outbox WHERE seq BETWEEN ? AND ?", span).rowcount
+                for span in _spans(delivered)
+            )
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
@@ -213,6 +239,7 @@ class StoreWriter:
             log.error("store: %s (%d events refused)", self.last_error, len(rows))
             for pending in pendings:
                 pending._resolve(None, exc)
+            _wake_waiters()
             return False
         self._head_seq, self._head_hash = seq, prev_hash
         self._depth += len(rows) - max(removed, 0) - dropped
@@ -220,6 +247,8 @@ class StoreWriter:
         self.last_error = None
         for pending, row in zip(pendings, rows, strict=True):
             pending._resolve(Event(*row))
+        if pendings:
+            _wake_waiters()
         if rows and self.on_commit is not None:
             self.on_commit(seq)
         return True
