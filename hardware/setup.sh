@@ -191,5 +191,12 @@ ensure_venv() {
     "$DCGATE_VENV/bin/python" -m pip install --quiet --upgrade pip || dcgate_die "could not upgrade pip in $DCGATE_VENV"
     (cd "$DCGATE_ROOT" && "$DCGATE_VENV/bin/python" -m pip install --quiet -e "$target") \
         || dcgate_die "pip install -e \"$target\" failed (see above)"
+    if [[ ",$all," == *",face,"* ]]; then
+        # face-recognition declares a dependency on `dlib`, which would compile for an hour on a Pi;
+        # the face extra brings the prebuilt `dlib-bin` wheel instead, so install it without deps
+        dcgate_say "installing face-recognition without its dependencies (dlib comes from dlib-bin)"
+        "$DCGATE_VENV/bin/python" -m pip install --quiet --no-deps "face-recognition==1.3.0" \
+            || dcgate_die "pip install --no-deps face-recognition failed (see above)"
+    fi
     printf '%s %s\n' "$hash" "$all" >"$stamp"
 }
