@@ -26,6 +26,10 @@ from gateway.systemd import SystemdNotifier
 
 log = logging.getLogger(__name__)
 
+#: seconds between checks that the writer and forwarder threads are alive (also the longest
+#: watchdog ping interval)
+HEALTH_CHECK_S = 5.0
+
 
 class Gateway:
     def __init__(self, config: Config) -> None:
@@ -85,14 +89,20 @@ class Gateway:
             probes[probe.name] = SimClimateProbe(self.world, probe.name)
         return probes
 
-    def run_until_stopped(self) -> None:
-        """Block until SIGTERM/SIGINT (or `request_stop`), pinging the systemd watchdog meanwhile."""
-        interval = self._notifier.watchdog_interval_s
+    def run_until_stopped(self) -> bool:
+        """Block until SIGTERM/SIGINT (or `request_stop`), pinging the systemd watchdog meanwhile.
+
+        Returns False if it stopped because a core thread died: the process then exits non-zero so
+        that systemd (Restart=on-failure) starts a fresh one, watchdog or not.
+        """
+        interval = min(self._notifier.watchdog_interval_s or HEALTH_CHECK_S, HEALTH_CHECK_S)
         while not self._stop.wait(interval):
-            if self._healthy():
-                self._notifier.watchdog()
-            else:
-                log.error("a core thread has died; withholding the watchdog ping so systemd restarts us")
+            if not self._healthy():
+                log.critical("a core thread (store writer or MQTT forwarder) has died; stopping to be restarted")
+                self.request_stop("core thread died")
+                return False
+            self._notifier.watchdog()
+        return True
 
     def request_stop(self, reason: str = "requested") -> None:
         self._stop_reason = reason

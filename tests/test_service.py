@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import tempfile
+import time
 from pathlib import Path
 
+from gateway.config.loader import load_config
+from gateway.service import HEALTH_CHECK_S, Gateway
 from tests.support.eventstore import committed_events, outbox_seqs
 from tests.support.gateway_proc import run_cli
 from tests.support.waiting import wait_until
@@ -93,3 +97,22 @@ def test_sd_notify_ready_watchdog_and_stopping(make_config, gateway_factory):
             wait_until(lambda: "STOPPING=1" in drain(), 5, message="STOPPING=1")
             assert received[-1] == "STOPPING=1"
             assert received.count(ready) == 1
+
+
+def test_a_dead_core_thread_stops_the_service_with_a_failure(make_config):
+    """Without a systemd watchdog nobody would notice a dead forwarder: the service must stop itself."""
+    gateway = Gateway(load_config(make_config()))
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        gateway.start()
+        assert gateway.forwarder is not None
+        gateway.forwarder.stop(0)  # its thread ends, as it would after an unexpected error
+        started = time.monotonic()
+        assert gateway.run_until_stopped() is False
+        assert time.monotonic() - started <= HEALTH_CHECK_S + 2
+    finally:
+        gateway.stop()
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+    stopped = committed_events(gateway.config.database_path, kind="gateway.stopped")
+    assert [e.fields["reason"] for e in stopped] == ["core thread died"]

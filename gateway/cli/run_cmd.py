@@ -33,9 +33,12 @@ def _run(args: argparse.Namespace) -> int:
     try:
         gateway.start()
         log.info("dcgate %s running (site %s, gateway %s)", __version__, config.site, config.gateway)
-        gateway.run_until_stopped()
+        healthy = gateway.run_until_stopped()
     finally:
         gateway.stop()
+    if not healthy:
+        log.error("dcgate stopped because a core thread died (see above); exit status 1")
+        return 1
     log.info("dcgate stopped cleanly")
     return 0
 
