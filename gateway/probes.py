@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from drivers.climate import ClimateProbe
@@ -20,6 +20,7 @@ from drivers.errors import SensorError, UnknownDeviceError
 log = logging.getLogger(__name__)
 
 Emit = Callable[[str, str, Mapping[str, Any]], object]
+StateListener = Callable[[str, "ProbeState"], None]
 
 
 @dataclass
@@ -34,7 +35,10 @@ class ProbeState:
 
 
 class ProbePoller:
-    def __init__(self, probes: Mapping[str, ClimateProbe], intervals: Mapping[str, float], emit: Emit) -> None:
+    def __init__(self, probes: Mapping[str, ClimateProbe], intervals: Mapping[str, float], emit: Emit,
+                 on_state: StateListener | None = None) -> None:
+        """`on_state(name, state)` is told after every poll (for retained state topics)."""
+        self._on_state = on_state
         self._probes = dict(probes)
         self._intervals = dict(intervals)
         self._emit = emit
@@ -106,6 +110,7 @@ class ProbePoller:
             state.status, state.error, state.failures = "ok", None, 0
             state.temperature_c, state.humidity_pct = reading.temperature_c, reading.humidity_pct
             state.last_reading_ts = state.last_attempt_ts = time.time()
+            snapshot = replace(state)
         source = f"probe:{name}"
         if recovered:
             self._emit("env.probe_recovered", source, {"probe": name})
@@ -113,6 +118,8 @@ class ProbePoller:
             "env.reading", source,
             {"probe": name, "temperature_c": reading.temperature_c, "humidity_pct": reading.humidity_pct},
         )
+        if self._on_state is not None:
+            self._on_state(name, snapshot)
 
     def _record_failure(self, name: str, state: ProbeState, error: str) -> None:
         with self._lock:
@@ -122,6 +129,9 @@ class ProbePoller:
             state.last_attempt_ts = time.time()
             # the last good value is not shown as current: a failed probe has no reading
             state.temperature_c = state.humidity_pct = None
+            snapshot = replace(state)
+        if self._on_state is not None:
+            self._on_state(name, snapshot)
         if first:
             log.warning("probe %s failed: %s", name, error)
             self._emit("env.probe_failed", f"probe:{name}", {"probe": name, "error": error})

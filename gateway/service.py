@@ -19,8 +19,10 @@ from drivers.sim import SimClimateProbe, SimProbeState, SimWorld
 from gateway import __version__
 from gateway.config.models import Config
 from gateway.datadir import DataDirLock
+from gateway.mqtt.discovery import env_state_payload, env_state_topic, probe_discovery
 from gateway.mqtt.forwarder import Forwarder
-from gateway.probes import ProbePoller
+from gateway.probes import ProbePoller, ProbeState
+from gateway.store.events import utc_timestamp
 from gateway.store.writer import StoreWriter
 from gateway.systemd import SystemdNotifier
 
@@ -70,7 +72,12 @@ class Gateway:
              "probes": [p.name for p in cfg.probes]},
         )
         self.forwarder.start()
-        self.poller = ProbePoller(self._build_probes(), {p.name: p.interval_s for p in cfg.probes}, self._emit)
+        if cfg.mqtt.discovery:
+            for probe in cfg.probes:
+                for topic, payload in probe_discovery(cfg, probe.name).items():
+                    self.forwarder.publish_retained(topic, payload)
+        self.poller = ProbePoller(self._build_probes(), {p.name: p.interval_s for p in cfg.probes}, self._emit,
+                                  on_state=self._publish_probe_state)
         self.poller.start()
         from gateway.control.server import ControlServer  # only the service needs the server side
 
@@ -133,6 +140,15 @@ class Gateway:
 
     def _healthy(self) -> bool:
         return bool(self.writer and self.writer.alive and self.forwarder and self.forwarder.alive)
+
+    def _publish_probe_state(self, name: str, state: ProbeState) -> None:
+        assert self.forwarder is not None
+        moment = state.last_attempt_ts or time.time()
+        self.forwarder.publish_retained(
+            env_state_topic(self.config.base_topic, name),
+            env_state_payload(state.temperature_c, state.humidity_pct, state.status,
+                              utc_timestamp(int(moment * 1e9)), state.error),
+        )
 
     def _emit(self, kind: str, source: str, fields: Mapping[str, Any]) -> None:
         assert self.writer is not None

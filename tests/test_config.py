@@ -80,7 +80,8 @@ CASES: dict[str, Case] = {
     ),
     "unknown_key_in_mqtt": Case(
         with_line(VALID, "port = 1883", 'hots = "broker.local"'), "mqtt.hots", 8, "'broker.local'",
-        "remove `hots` or correct its spelling; keys allowed here: base_topic, client_id, host,",
+        "remove `hots` or correct its spelling; keys allowed here: base_topic, client_id, discovery, discovery_prefix, "
+        "host,",
     ),
     "unknown_key_in_a_probe": Case(
         with_line(VALID, 'driver = "sim"', "interval = 5"), "probes[0].interval", 12, "5",

@@ -75,6 +75,12 @@ class MqttConfig(StrictModel):
     keepalive_s: int = Field(30, ge=5, le=3600, description="seconds between MQTT keep-alive pings, 5 to 3600")
     reconnect_min_s: float = Field(1.0, gt=0, le=60, description="first reconnect delay in seconds (doubles each try)")
     reconnect_max_s: float = Field(60.0, gt=0, le=3600, description="longest reconnect delay in seconds")
+    discovery: bool = Field(
+        True, strict=True, description="announce every probe and power quantity to Home Assistant (MQTT discovery)"
+    )
+    discovery_prefix: str = Field(
+        "homeassistant", pattern=r"^[A-Za-z0-9_-]+$", description="Home Assistant's discovery topic prefix"
+    )
     inflight: int = Field(
         200, ge=1, le=10000, description="QoS 1 messages sent but not yet acknowledged by the broker, at most"
     )

@@ -43,11 +43,17 @@ class Forwarder:
         self._thread: threading.Thread | None = None
         self._connected = threading.Event()
         self._connack = threading.Event()
-        self._inflight: dict[int, int | None] = {}  # mid -> seq (None: a status message)
+        self._inflight: dict[int, int | str] = {}  # mid -> seq of an event, or the topic of a retained state
         # refill the window when fewer than this are in flight; PUBACKs wake the forwarder thread only then
         self._refill_below = max(1, config.mqtt.inflight * 3 // 4)
         self._early_acks: dict[int, bool] = {}  # PUBACKs that overtook the recording of their mid -> refused?
         self._acked: list[int] = []
+        # latest-value state (retained, not events): topic -> payload, and the topics still to send
+        self._retained: dict[str, str] = {}
+        self._dirty: set[str] = set()
+        self._refused_states: set[str] = set()
+        mqtt_cfg = config.mqtt
+        self._birth_topic = f"{mqtt_cfg.discovery_prefix}/status" if mqtt_cfg.discovery else None
         self._refused: str | None = None
         self._refusal_pending = False
         # for `dcgate status`
@@ -64,6 +70,19 @@ class Forwarder:
     def notify_commit(self, seq: int) -> None:
         """Called by the store writer after each commit."""
         self._committed_seq = seq
+        self._wake.set()
+
+    def publish_retained(self, topic: str, payload: str) -> None:
+        """Set a retained state topic (e.g. `{base}/env/rack1`, a discovery config).
+
+        Only the latest value matters, so it is kept in memory, not in the outbox: sent as soon as
+        connected, and again after every reconnect and whenever Home Assistant announces itself.
+        """
+        with self._lock:
+            if self._retained.get(topic) == payload:
+                return
+            self._retained[topic] = payload
+            self._dirty.add(topic)
         self._wake.set()
 
     def stop(self, flush_s: float) -> None:
@@ -147,6 +166,7 @@ class Forwarder:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         return client
 
     def _connect(self, client: mqtt.Client) -> bool:
@@ -170,7 +190,10 @@ class Forwarder:
         with self._lock:  # a fresh client numbers its messages from 1 again
             self._inflight.clear()
             self._early_acks.clear()
+            self._dirty = set(self._retained)  # the broker may have lost them (restart without persistence)
         self._publish(client, self._status_topic, "online", seq=None, retain=True)
+        if self._birth_topic:
+            client.subscribe(self._birth_topic, qos=1)
         log.info("mqtt: connected to %s:%s, forwarding to %s/events/#", cfg.host, cfg.port, self._config.base_topic)
         return True
 
@@ -181,6 +204,8 @@ class Forwarder:
         while self._connected.is_set():
             self._wake.clear()
             self._hand_over_acks()
+            if self._dirty and not self._send_retained(client):
+                return
             stopping = self._stop_requested.is_set()
             if stopping and (time.monotonic() >= self._flush_deadline or self._drained(cursor)):
                 return
@@ -203,6 +228,7 @@ class Forwarder:
 
     def _publish(self, client: mqtt.Client, topic: str, payload: str, *, seq: int | None,
                  retain: bool = False) -> mqtt.MQTTMessageInfo | None:
+        """`seq` None: a retained status/state message, not an event."""
         """Publish at QoS 1 and remember which event the message id stands for.
 
         Never hold our lock while calling paho: paho calls on_publish with its own mutex held,
@@ -216,12 +242,26 @@ class Forwarder:
         with self._lock:
             refused = self._early_acks.pop(info.mid, None)  # the PUBACK came back before we got here
             if refused is None:
-                self._inflight[info.mid] = seq
+                self._inflight[info.mid] = topic if seq is None else seq
             elif not refused and seq is not None:
                 self._acked.append(seq)
-        if refused and seq is not None:
-            self._refuse(client, seq, "refused by the broker")
+        if refused:
+            if seq is None:
+                self._state_refused(topic, "refused by the broker")
+            else:
+                self._refuse(client, seq, "refused by the broker")
         return info
+
+    def _send_retained(self, client: mqtt.Client) -> bool:
+        with self._lock:
+            batch = [(topic, self._retained[topic]) for topic in sorted(self._dirty)]
+            self._dirty.clear()
+        for index, (topic, payload) in enumerate(batch):
+            if self._publish(client, topic, payload, seq=None, retain=True) is None:
+                with self._lock:  # not sent: try again on the next connection
+                    self._dirty.update(t for t, _ in batch[index:])
+                return False
+        return True
 
     def _drained(self, cursor: int) -> bool:
         return not self._inflight and cursor >= self._committed_seq
@@ -278,20 +318,35 @@ class Forwarder:
             if mid not in self._inflight:
                 self._early_acks[mid] = bool(reason.is_failure)
                 return
-            seq = self._inflight.pop(mid)
-            if seq is not None:
+            entry = self._inflight.pop(mid)
+            if isinstance(entry, int):
                 if reason.is_failure:
-                    refused = seq
+                    refused = entry
                 else:
-                    self._acked.append(seq)
+                    self._acked.append(entry)
             # Wake the forwarder thread only when it has something to do: room to refill the window, or a
             # stop waiting for the last acks. Waking it on every PUBACK cost a loop turn and a small outbox
             # DELETE transaction (an fsync with synchronous = "full") per handful of acks; the acks kept
             # here meanwhile are handed over on its next turn, at most a quarter of the window later.
             wake = len(self._inflight) < self._refill_below or self._stop_requested.is_set()
+        if isinstance(entry, str) and reason.is_failure:
+            self._state_refused(entry, str(reason))
         if refused is not None:
             self._refuse(client, refused, str(reason))
         if wake or refused is not None:
+            self._wake.set()
+
+    def _state_refused(self, topic: str, reason: str) -> None:
+        """A refused state or discovery topic costs no events: say so once per topic, keep forwarding."""
+        if topic not in self._refused_states:
+            self._refused_states.add(topic)
+            log.warning("mqtt: broker refused retained topic %s: %s (check the broker's ACL)", topic, reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        # Home Assistant's birth message: it has (re)started and wants the discovery configs again
+        if message.topic == self._birth_topic and message.payload == b"online":
+            with self._lock:
+                self._dirty = set(self._retained)
             self._wake.set()
 
     def _refuse(self, client: mqtt.Client, seq: int, reason: str) -> None:

@@ -41,7 +41,9 @@ class Mosquitto:
             f"allow_anonymous {'true' if self.allow_anonymous else 'false'}\n"
             "persistence true\n"
             f"persistence_location {self.workdir}/\n"
-            "max_queued_messages 0\n"  # no limit for offline persistent subscribers
+            # a large limit for offline persistent subscribers; not 0 ("no limit"): with 0, mosquitto
+            # 2.0.11 drops a client's connection after it refuses one of its QoS 1 publishes (ACL)
+            "max_queued_messages 10000000\n"
             "max_inflight_messages 100\n"
             f"log_dest file {self.log_path}\n"
             "log_type error\nlog_type warning\nlog_type notice\n"

@@ -1,0 +1,77 @@
+"""Home Assistant MQTT discovery: one retained config per entity, and the retained state topics they read.
+
+Availability is tied to the gateway's own `{base_topic}/status` (online / offline with the Last
+Will) *and*, for a probe's entities, to that probe's status, so a failed probe shows as
+unavailable in Home Assistant rather than as a stale or made-up number.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gateway import __version__
+from gateway.config.models import Config
+from gateway.mqtt.topics import status_topic
+
+
+def env_state_topic(base_topic: str, probe: str) -> str:
+    """Retained JSON: temperature_c, humidity_pct, status, ts."""
+    return f"{base_topic}/env/{probe}"
+
+
+def env_state_payload(temperature_c: float | None, humidity_pct: float | None, status: str, ts: str,
+                      error: str | None = None) -> str:
+    state: dict[str, Any] = {"temperature_c": temperature_c, "humidity_pct": humidity_pct, "status": status, "ts": ts}
+    if error:
+        state["error"] = error
+    return json.dumps(state, ensure_ascii=False, separators=(",", ":"))
+
+
+def node_id(config: Config) -> str:
+    return f"dcgate_{config.site}_{config.gateway}".replace("-", "_")
+
+
+def _device(config: Config) -> dict[str, Any]:
+    return {
+        "identifiers": [node_id(config)],
+        "name": f"dcgate {config.site} / {config.gateway}",
+        "manufacturer": "dcgate",
+        "model": "server-room gateway",
+        "sw_version": __version__,
+    }
+
+
+# quantity -> (device_class, unit, field in the state JSON, English name)
+ENV_QUANTITIES: dict[str, tuple[str, str, str, str]] = {
+    "temperature": ("temperature", "°C", "temperature_c", "temperature"),
+    "humidity": ("humidity", "%", "humidity_pct", "humidity"),
+}
+
+
+def probe_discovery(config: Config, probe: str) -> dict[str, str]:
+    """Discovery topic -> retained config payload for one probe's sensors."""
+    base = config.base_topic
+    state = env_state_topic(base, probe)
+    out = {}
+    for quantity, (device_class, unit, field, label) in ENV_QUANTITIES.items():
+        object_id = f"{probe}_{quantity}".replace("-", "_")
+        payload = {
+            "name": f"{probe} {label}",
+            "unique_id": f"{node_id(config)}_{object_id}",
+            "object_id": f"{node_id(config)}_{object_id}",
+            "state_topic": state,
+            "value_template": f"{{{{ value_json.{field} }}}}",
+            "device_class": device_class,
+            "unit_of_measurement": unit,
+            "state_class": "measurement",
+            "availability": [
+                {"topic": status_topic(base)},
+                {"topic": state, "value_template": "{{ 'online' if value_json.status == 'ok' else 'offline' }}"},
+            ],
+            "availability_mode": "all",
+            "device": _device(config),
+        }
+        topic = f"{config.mqtt.discovery_prefix}/sensor/{node_id(config)}/{object_id}/config"
+        out[topic] = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    return out
