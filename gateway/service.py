@@ -7,6 +7,7 @@ stop order is the reverse, so the last events (`gateway.stopped`) are committed 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -15,12 +16,16 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from drivers.sim import SimClimateProbe, SimProbeState, SimWorld
+from drivers.sim import SimWorld
 from gateway import __version__
+from gateway.alarms import AlarmManager
 from gateway.config.models import Config
 from gateway.datadir import DataDirLock
+from gateway.devices import build_probes
+from gateway.errors import InvalidValueError
 from gateway.mqtt.discovery import env_state_payload, env_state_topic, probe_discovery
 from gateway.mqtt.forwarder import Forwarder
+from gateway.power.ups import UpsMonitor, client_from_config
 from gateway.probes import ProbePoller, ProbeState
 from gateway.store.events import utc_timestamp
 from gateway.store.writer import StoreWriter
@@ -47,6 +52,8 @@ class Gateway:
         self.forwarder: Forwarder | None = None
         self.poller: ProbePoller | None = None
         self._control: Any = None
+        self.alarms: AlarmManager | None = None
+        self.ups: UpsMonitor | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -76,25 +83,19 @@ class Gateway:
             for probe in cfg.probes:
                 for topic, payload in probe_discovery(cfg, probe.name).items():
                     self.forwarder.publish_retained(topic, payload)
-        self.poller = ProbePoller(self._build_probes(), {p.name: p.interval_s for p in cfg.probes}, self._emit,
-                                  on_state=self._publish_probe_state)
+        self.alarms = AlarmManager(cfg, self._emit)
+        self.poller = ProbePoller(build_probes(cfg, self.world), {p.name: p.interval_s for p in cfg.probes},
+                                  self._emit, on_state=self._on_probe_state)
         self.poller.start()
+        if cfg.ups is not None:
+            self.ups = UpsMonitor(client_from_config(cfg.ups), cfg.ups.name, cfg.ups.interval_s, self._emit)
+            self.ups.start()
         from gateway.control.server import ControlServer  # only the service needs the server side
 
         self._control = ControlServer(cfg.control_socket_path, self._control_handlers())
         self._control.start()
         self._notifier.ready(f"forwarding to {cfg.mqtt.host}:{cfg.mqtt.port}")
         self._ready = True
-
-    def _build_probes(self) -> dict[str, SimClimateProbe]:
-        probes = {}
-        for probe in self.config.probes:
-            self.world.add_probe(
-                probe.name,
-                SimProbeState(temperature_c=probe.temperature_c, humidity_pct=probe.humidity_pct, noise=probe.noise),
-            )
-            probes[probe.name] = SimClimateProbe(self.world, probe.name)
-        return probes
 
     def run_until_stopped(self) -> bool:
         """Block until SIGTERM/SIGINT (or `request_stop`), pinging the systemd watchdog meanwhile.
@@ -109,7 +110,17 @@ class Gateway:
                 self.request_stop("core thread died")
                 return False
             self._notifier.watchdog()
+            self._periodic()
         return True
+
+    def _periodic(self) -> None:
+        """Every health check: time-based alarms (a silent probe goes stale) and the UPS state topic."""
+        if self.alarms is not None:
+            self.alarms.tick()
+        if self.ups is not None and self.forwarder is not None:
+            self.forwarder.publish_retained(
+                f"{self.config.base_topic}/power/ups", json.dumps(self.ups.state(), separators=(",", ":"))
+            )
 
     def request_stop(self, reason: str = "requested") -> None:
         self._stop_reason = reason
@@ -122,6 +133,8 @@ class Gateway:
             self._control.stop()
         if self.poller is not None:
             self.poller.stop()
+        if self.ups is not None:
+            self.ups.stop()
         if self.writer is not None and self.writer.alive:
             try:
                 self.writer.append_and_wait(
@@ -141,8 +154,9 @@ class Gateway:
     def _healthy(self) -> bool:
         return bool(self.writer and self.writer.alive and self.forwarder and self.forwarder.alive)
 
-    def _publish_probe_state(self, name: str, state: ProbeState) -> None:
-        assert self.forwarder is not None
+    def _on_probe_state(self, name: str, state: ProbeState) -> None:
+        assert self.forwarder is not None and self.alarms is not None
+        self.alarms.observe(name, state.temperature_c, state.humidity_pct, "ok" if state.status == "ok" else "fault")
         moment = state.last_attempt_ts or time.time()
         self.forwarder.publish_retained(
             env_state_topic(self.config.base_topic, name),
@@ -160,18 +174,28 @@ class Gateway:
             "status": lambda _params: self.status(),
             "sim.set": self._sim_set,
             "sim.show": lambda _params: self.world.snapshot(),
+            "alarm.list": lambda _params: self._alarms().active(),
+            "alarm.ack": self._alarm_ack,
         }
 
     def _sim_set(self, params: Mapping[str, Any]) -> dict[str, Any]:
         device, name, values = params.get("device"), params.get("name"), params.get("values")
         if not isinstance(device, str) or not isinstance(name, str) or not isinstance(values, dict):
-            from gateway.errors import InvalidValueError
-
             raise InvalidValueError("sim.set needs device, name and values")
         state = self.world.set(device, name, values)
         if device == "probe" and self.poller is not None:
             self.poller.read_soon(name)
         return {device: name, "state": state}
+
+    def _alarms(self) -> AlarmManager:
+        assert self.alarms is not None
+        return self.alarms
+
+    def _alarm_ack(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        alarm_id, by, note = params.get("alarm_id"), params.get("by"), params.get("note", "")
+        if not isinstance(alarm_id, str) or not isinstance(by, str) or not isinstance(note, str):
+            raise InvalidValueError("alarm.ack needs alarm_id and by (and an optional note) as text")
+        return self._alarms().acknowledge(alarm_id, by, note)
 
     def status(self) -> dict[str, Any]:
         cfg = self.config
@@ -197,7 +221,9 @@ class Gateway:
                     p.name: {"driver": p.driver, "interval_s": p.interval_s, **probe_states[p.name]}
                     for p in cfg.probes
                 },
+                **({"ups": self.ups.state()} if self.ups is not None else {}),
             },
+            "alarms": self._alarms().active(),
         }
 
 

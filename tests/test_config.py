@@ -148,8 +148,8 @@ CASES: dict[str, Case] = {
         "tls_cert and tls_key go together. Fix: set both, or neither",
     ),
     "unknown_probe_driver": Case(
-        replaced(VALID, 'driver = "sim"', 'driver = "dht22"'), "probes[0].driver", 11, "'dht22'",
-        'use one of the drivers of this version: "sim"',
+        replaced(VALID, 'driver = "sim"', 'driver = "bme280"'), "probes[0].driver", 11, "'bme280'",
+        'use one of the drivers of this version: "sim", "dht22", "dht11"',
     ),
     "duplicate_probe_names": Case(
         VALID + '\n[[probes]]\nname = "rack1"\ndriver = "sim"\n', "probes", 9, "'rack1'",
@@ -201,7 +201,7 @@ def test_run_with_a_bad_config_exits_2_and_never_creates_the_data_dir(config_dir
 
 def test_every_problem_is_reported_at_once(config_dir: Path) -> None:
     text = with_line(replaced(VALID, "port = 1883", "port = 0"), 'data_dir = "data"', 'colour = "blue"')
-    path = write(config_dir, replaced(text, 'driver = "sim"', 'driver = "dht22"'))
+    path = write(config_dir, replaced(text, 'driver = "sim"', 'driver = "bme280"'))
     result = run_cli("config", "check", str(path))
     assert result.returncode == 2
     assert "(3 problem(s))" in result.stderr

@@ -11,11 +11,21 @@ import sys
 from collections.abc import Sequence
 
 from gateway import __version__
-from gateway.cli import config_cmd, events_cmd, log_cmd, run_cmd, sim_cmd, status_cmd
+from gateway.cli import (
+    alarm_cmd,
+    config_cmd,
+    events_cmd,
+    log_cmd,
+    modbus_cmd,
+    power_cmd,
+    run_cmd,
+    sim_cmd,
+    status_cmd,
+)
 from gateway.config.loader import CONFIG_ENV, DEFAULT_CONFIG_PATH
 from gateway.errors import DcgateError
 
-COMMAND_MODULES = (run_cmd, config_cmd, status_cmd, events_cmd, log_cmd, sim_cmd)
+COMMAND_MODULES = (run_cmd, config_cmd, status_cmd, events_cmd, log_cmd, alarm_cmd, power_cmd, modbus_cmd, sim_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,7 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from drivers.modbus.bus import BusRegistry, SerialSettings, TcpEndpoint
 from drivers.modbus.probe import ModbusClimateProbe
 from drivers.modbus.profiles import Profile, Quantity, built_in, generic
-from gateway.config.models import DEVICE_NAME, StrictModel
+from gateway.config.base import ProbeBase, StrictModel
 
 STANDARD_BAUDRATES = (1200, 2400, 4800, 9600, 14400, 19200, 38400, 57600, 115200)
 
@@ -51,8 +51,7 @@ with warnings.catch_warnings():
             return Quantity(self.function, self.register, self.data_type, self.scale, self.word_order)
 
 
-class _ModbusProbeCommon(StrictModel):
-    name: str = Field(pattern=DEVICE_NAME, max_length=32, description="probe name, [a-z0-9_-], unique in this file")
+class _ModbusProbeCommon(ProbeBase):
     profile: Literal["xy-md02", "sht20", "generic"] = Field(
         "xy-md02",
         description='register map: "xy-md02" and "sht20" (input registers 1 and 2, x10), or "generic" with '

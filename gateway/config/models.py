@@ -6,46 +6,24 @@ Every field has a description; `gateway.config.loader` uses it to tell the user 
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-#: a path given as a TOML string (strict mode would otherwise demand a Path object)
-FilePath = Annotated[Path, Field(strict=False)]
-
-SLUG = r"^[a-z0-9][a-z0-9-]*$"
-DEVICE_NAME = r"^[a-z0-9][a-z0-9_-]*$"
-
-
-class StrictModel(BaseModel):
-    """Unknown keys are errors: a typo must never be silently ignored on a door controller."""
-
-    # strict: `port = "1883"` or `port = true` is a mistake to report, not to coerce
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, strict=True)
-
-
-def _resolve_path(value: object, info: ValidationInfo) -> object:
-    """Relative paths are relative to the config file, so a config works from any working directory."""
-    base = (info.context or {}).get("base_dir")
-    if isinstance(value, str) and value and base is not None:
-        path = Path(value).expanduser()
-        return (path if path.is_absolute() else Path(base) / path).resolve()
-    return value
-
-
-def _check_readable_file(path: Path | None, key: str) -> Path | None:
-    if path is None:
-        return None
-    if not path.is_file():
-        raise ValueError(
-            f"{key} {str(path)!r} does not exist or is not a file. Fix: give the path of an existing file"
-        )
-    if not os.access(path, os.R_OK):
-        raise ValueError(f"{key} {str(path)!r} is not readable by this user. Fix: check its owner and mode")
-    return path
+from gateway.config.base import (
+    SLUG,
+    FilePath,
+    ProbeBase,
+    StrictModel,
+    check_readable_file,
+    check_secret_file,
+    read_secret,
+    resolve_path,
+)
+from gateway.config.modbus import ModbusRtuProbeConfig, ModbusTcpProbeConfig, bus_conflicts
+from gateway.config.thresholds import ThresholdConfig
+from gateway.config.ups import UpsConfig
 
 
 class MqttConfig(StrictModel):
@@ -85,27 +63,17 @@ class MqttConfig(StrictModel):
         200, ge=1, le=10000, description="QoS 1 messages sent but not yet acknowledged by the broker, at most"
     )
 
-    _resolve_paths = field_validator("password_file", "tls_ca", "tls_cert", "tls_key", mode="before")(_resolve_path)
+    _resolve_paths = field_validator("password_file", "tls_ca", "tls_cert", "tls_key", mode="before")(resolve_path)
 
     @field_validator("password_file")
     @classmethod
     def _password_file_private(cls, value: Path | None) -> Path | None:
-        _check_readable_file(value, "password_file")
-        if value is not None:
-            mode = value.stat().st_mode
-            if mode & (stat.S_IRWXG | stat.S_IRWXO):
-                raise ValueError(
-                    f"password_file {str(value)!r} is readable by other users (mode {stat.S_IMODE(mode):o}). "
-                    f"Fix: chmod 600 {value}"
-                )
-            if not value.read_text(encoding="utf-8").strip():
-                raise ValueError(f"password_file {str(value)!r} is empty. Fix: write the password on its first line")
-        return value
+        return check_secret_file(value, "password_file")
 
     @field_validator("tls_ca", "tls_cert", "tls_key")
     @classmethod
     def _tls_file_readable(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        return _check_readable_file(value, info.field_name)
+        return check_readable_file(value, info.field_name)
 
     @model_validator(mode="after")
     def _pairs(self) -> MqttConfig:
@@ -118,9 +86,7 @@ class MqttConfig(StrictModel):
         return self
 
     def read_password(self) -> str | None:
-        if self.password_file is None:
-            return None
-        return self.password_file.read_text(encoding="utf-8").splitlines()[0].strip()
+        return read_secret(self.password_file)
 
 
 class OutboxConfig(StrictModel):
@@ -144,9 +110,8 @@ class StoreConfig(StrictModel):
     )
 
 
-class SimProbeConfig(StrictModel):
-    name: str = Field(pattern=DEVICE_NAME, max_length=32, description="probe name, [a-z0-9_-], unique in this file")
-    driver: Literal["sim"] = Field(description='probe driver; "sim" simulates a probe (hardware drivers come later)')
+class SimProbeConfig(ProbeBase):
+    driver: Literal["sim"] = Field(description='probe driver; "sim" simulates a probe on any machine')
     interval_s: float = Field(
         10.0, ge=0.001, le=86400, description="seconds between readings of this probe (0.001 to 86400 for sim)"
     )
@@ -155,10 +120,25 @@ class SimProbeConfig(StrictModel):
     noise: float = Field(0.0, ge=0, le=5, description="simulated random variation added to each reading (± this much)")
 
 
-ProbeConfig = Annotated[SimProbeConfig, Field(discriminator="driver")]
+class DhtProbeConfig(ProbeBase):
+    driver: Literal["dht22", "dht11"] = Field(description='"dht22" (AM2302) or "dht11" on a GPIO pin of the Pi')
+    pin: int = Field(ge=0, le=27, description="the GPIO (BCM) number the data line is on, e.g. 4 for GPIO4 (pin 7)")
+    interval_s: float = Field(
+        30.0, ge=10, le=86400,
+        description="seconds between readings, at least 10: one reading may retry for about 6 s "
+                    "(the sensor answers at most every 2 s)",
+    )
+
+
+ProbeConfig = Annotated[
+    SimProbeConfig | DhtProbeConfig | ModbusRtuProbeConfig | ModbusTcpProbeConfig, Field(discriminator="driver")
+]
 
 #: `driver = "..."` value -> its config class; the loader uses it to explain errors inside [[probes]]
-PROBE_DRIVERS: dict[str, type[BaseModel]] = {"sim": SimProbeConfig}
+PROBE_DRIVERS: dict[str, type[BaseModel]] = {
+    "sim": SimProbeConfig, "dht22": DhtProbeConfig, "dht11": DhtProbeConfig,
+    "modbus-rtu": ModbusRtuProbeConfig, "modbus-tcp": ModbusTcpProbeConfig,
+}
 
 
 class LoggingConfig(StrictModel):
@@ -181,18 +161,45 @@ class Config(StrictModel):
         5.0, ge=0, le=120, description="on SIGTERM, seconds to keep forwarding the outbox before disconnecting"
     )
     probes: list[ProbeConfig] = Field(default_factory=list, description="temperature and humidity probes")
+    thresholds: ThresholdConfig = Field(
+        default_factory=ThresholdConfig,
+        description="alarm limits for every probe (the room standard by default); a probe may change some",
+    )
+    ups: UpsConfig | None = Field(None, description="the UPS, read through Network UPS Tools (upsd)")
 
-    _resolve_data_dir = field_validator("data_dir", mode="before")(_resolve_path)
+    @model_validator(mode="after")
+    def _probe_thresholds(self) -> Config:
+        for probe in self.probes:
+            if probe.thresholds:
+                try:
+                    self.thresholds.with_overrides(probe.thresholds)
+                except ValidationError as exc:
+                    problems = "; ".join(
+                        f"{'.'.join(map(str, e['loc'])) or 'thresholds'}: {e['msg'].removeprefix('Value error, ')}"
+                        for e in exc.errors(include_url=False)
+                    )
+                    raise ValueError(f"probe {probe.name!r} thresholds: {problems}") from None
+        return self
+
+    def thresholds_for(self, probe: str) -> ThresholdConfig:
+        """The site's thresholds with this probe's own changes applied."""
+        overrides = next((p.thresholds for p in self.probes if p.name == probe), None)
+        return self.thresholds.with_overrides(overrides) if overrides else self.thresholds
+
+    _resolve_data_dir = field_validator("data_dir", mode="before")(resolve_path)
 
     @field_validator("probes")
     @classmethod
-    def _unique_probe_names(cls, probes: list[SimProbeConfig]) -> list[SimProbeConfig]:
+    def _unique_probe_names(cls, probes: list[ProbeBase]) -> list[ProbeBase]:
         # a field validator (not a model one) so the error names `probes` and is reported with the other problems
         seen: set[str] = set()
         for probe in probes:
             if probe.name in seen:
                 raise ValueError(f"probe name {probe.name!r} is used twice. Fix: give every [[probes]] its own name")
             seen.add(probe.name)
+        conflicts = bus_conflicts(probes)
+        if conflicts:
+            raise ValueError("; ".join(conflicts))
         return probes
 
     @property
@@ -215,4 +222,5 @@ class Config(StrictModel):
     def secrets(self) -> list[str]:
         """Values that must never reach a log line."""
         password = self.mqtt.read_password()
-        return [password] if password else []
+        ups_password = self.ups.read_password() if self.ups else None
+        return [s for s in (password, ups_password) if s]

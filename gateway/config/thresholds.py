@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from gateway.config.models import StrictModel
+from gateway.config.base import StrictModel
 
 
 class ThresholdConfig(StrictModel):

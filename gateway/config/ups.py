@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from gateway.config.models import FilePath, MqttConfig, StrictModel, _resolve_path
+from gateway.config.base import FilePath, StrictModel, check_secret_file, read_secret, resolve_path
 
 
 class UpsConfig(StrictModel):
@@ -36,13 +36,13 @@ class UpsConfig(StrictModel):
         5.0, gt=0, le=60, description="seconds to wait for upsd to connect or answer before it counts as unreachable"
     )
 
-    _resolve_paths = field_validator("password_file", mode="before")(_resolve_path)
+    _resolve_paths = field_validator("password_file", mode="before")(resolve_path)
 
     @field_validator("password_file")
     @classmethod
     def _password_file_private(cls, value: Path | None) -> Path | None:
         # the same rules as [mqtt] password_file (exists, owner-only, not empty), from the same code
-        return MqttConfig._password_file_private(value)
+        return check_secret_file(value, "password_file")
 
     @model_validator(mode="after")
     def _pairs(self) -> UpsConfig:
@@ -53,6 +53,4 @@ class UpsConfig(StrictModel):
         return self
 
     def read_password(self) -> str | None:
-        if self.password_file is None:
-            return None
-        return self.password_file.read_text(encoding="utf-8").splitlines()[0].strip()
+        return read_secret(self.password_file)
