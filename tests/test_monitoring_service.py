@@ -1,0 +1,167 @@
+"""Room and power monitoring through a real gateway process: alarms, UPS via a real upsd, Modbus on a pty."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from drivers.sim.modbus_device import ModbusDeviceEmulator, UnitState
+from tests.support.eventstore import committed_events
+from tests.support.gateway_proc import run_cli
+from tests.support.nut import NutServer
+from tests.support.socat import PtyPair
+from tests.support.waiting import wait_until
+
+# raise at once, so the test need not wait a minute per alarm
+QUICK = {"min_duration_s": 0, "rate_alarm": False}
+
+
+def kinds(gw, prefix: str) -> list[str]:
+    return [e.kind for e in committed_events(gw.config.database_path) if e.kind.startswith(prefix)]
+
+
+def set_probe(gw, **values: str) -> None:
+    gw.control("sim.set", {"device": "probe", "name": "rack1", "values": values})
+
+
+def test_a_hot_room_raises_escalates_is_acknowledged_and_clears(make_config, gateway_factory):
+    config = make_config(thresholds=QUICK)
+    gw = gateway_factory(config)
+    set_probe(gw, temperature="23.0")
+    raised = wait_until(lambda: committed_events(gw.config.database_path, kind="env.alarm.raised"), 10,
+                        message="env.alarm.raised")[0].fields
+    assert (raised["probe"], raised["quantity"], raised["condition"], raised["severity"]) == (
+        "rack1", "temperature", "high", "warning")
+    assert raised["value"] == 23.0 and raised["limit"] == 22.0
+
+    set_probe(gw, temperature="26.0")  # beyond the critical band (25 °C): same alarm, more severe
+    changed = wait_until(lambda: committed_events(gw.config.database_path, kind="env.alarm.severity_changed"), 10,
+                         message="the escalation")[0].fields
+    assert changed["alarm_id"] == raised["alarm_id"] and changed["severity"] == "critical"
+
+    listed = run_cli("alarm", "list", "--json", "--config", str(config))
+    assert listed.returncode == 0, listed.stderr
+    alarms = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [(a["alarm_id"], a["severity"], a["acknowledged"]) for a in alarms] == [
+        (raised["alarm_id"], "critical", False)]
+
+    ack = run_cli("alarm", "ack", raised["alarm_id"][:8], "--by", "Budi", "--note", "AC unit 2 restarted",
+                  "--config", str(config))
+    assert ack.returncode == 0, ack.stderr
+    acked = committed_events(gw.config.database_path, kind="alarm.acknowledged")[0].fields
+    assert (acked["alarm_id"], acked["by"], acked["note"]) == (raised["alarm_id"], "Budi", "AC unit 2 restarted")
+    assert "acknowledged by Budi" in run_cli("alarm", "list", "--config", str(config)).stdout
+
+    set_probe(gw, temperature="21.0")  # back inside by more than the hysteresis
+    cleared = wait_until(lambda: committed_events(gw.config.database_path, kind="env.alarm.cleared"), 10,
+                         message="the clear")[0].fields
+    assert cleared["alarm_id"] == raised["alarm_id"] and cleared["duration_s"] >= 0
+    assert run_cli("alarm", "list", "--config", str(config)).stdout.strip() == "no active alarms"
+    unknown = run_cli("alarm", "ack", raised["alarm_id"], "--by", "Budi", "--config", str(config))
+    assert unknown.returncode != 0 and "already cleared" in unknown.stderr
+
+
+def test_an_alarm_survives_a_restart_without_being_raised_twice(make_config, gateway_factory):
+    config = make_config(thresholds=QUICK)
+    gw = gateway_factory(config)
+    set_probe(gw, humidity="80")
+    wait_until(lambda: committed_events(gw.config.database_path, kind="env.alarm.raised"), 10, message="the raise")
+    assert gw.terminate() == 0
+
+    again = gateway_factory(config)  # starts at the configured 50 % again: the old alarm clears, by its id
+    cleared = wait_until(lambda: committed_events(again.config.database_path, kind="env.alarm.cleared"), 10,
+                         message="the old alarm to clear")
+    raised = committed_events(again.config.database_path, kind="env.alarm.raised")
+    assert len(raised) == 1 and cleared[0].fields["alarm_id"] == raised[0].fields["alarm_id"]
+
+
+def test_a_failed_probe_raises_a_fault_alarm_and_no_value_alarm(make_config, gateway_factory):
+    gw = gateway_factory(make_config(thresholds=QUICK))
+    set_probe(gw, fault="disconnected")
+    raised = wait_until(lambda: committed_events(gw.config.database_path, kind="env.alarm.raised"), 10,
+                        message="the fault alarm")
+    assert [(e.fields["quantity"], e.fields["condition"]) for e in raised] == [("probe", "fault")]
+    assert gw.status()["alarms"][0]["condition"] == "fault"
+
+
+OUTAGE = """\
+ups.status: OL
+battery.charge: 100
+battery.runtime: 1800
+ups.load: 35
+input.voltage: 230
+TIMER 3
+ups.status: OB DISCHRG
+battery.charge: 70
+ups.load: 45
+input.voltage: 0
+TIMER 2
+ups.status: OL CHRG
+battery.charge: 72
+input.voltage: 231
+TIMER 600
+"""
+
+
+@pytest.fixture
+def nut(tmp_path: Path) -> Iterator[NutServer]:
+    server = NutServer(tmp_path / "nut", OUTAGE).start()
+    yield server
+    server.stop()
+
+
+def test_a_mains_outage_through_a_real_upsd_is_logged_and_published(make_config, gateway_factory, nut,
+                                                                   subscriber):
+    config = make_config(ups={"driver": "nut", "host": nut.host, "port": nut.port, "name": "testups",
+                              "interval_s": 0.5})
+    gw = gateway_factory(config)
+    restored = wait_until(lambda: committed_events(gw.config.database_path, kind="power.mains_restored"), 30,
+                          message="power.mains_restored")[0].fields
+    assert kinds(gw, "power.mains_") == ["power.mains_lost", "power.mains_restored"]
+    assert 1.0 <= restored["duration_s"] <= 5.0  # one 2 s TIMER, as dummy-ups and the 0.5 s poll see it
+    assert restored["lowest_battery_pct"] == 70
+
+    outages = run_cli("power", "outages", "--json", "--config", str(config))
+    assert outages.returncode == 0, outages.stderr
+    [outage] = [json.loads(line) for line in outages.stdout.splitlines()]
+    assert outage["open"] is False and outage["lowest_battery_pct"] == 70 and outage["highest_load_pct"] == 45
+
+    ups = gw.status()["devices"]["ups"]
+    assert ups["reachable"] is True and ups["on_battery"] is False
+    state = wait_until(lambda: subscriber.on_topic("dcgate/test-site/test-gw/power/ups"), 15,
+                       message="the retained UPS state")
+    assert json.loads(state[-1].payload)["ups"] == "testups"
+    upstream = [e["kind"] for e in subscriber.events() if e["kind"].startswith("power.mains_")]
+    wait_until(lambda: [e["kind"] for e in subscriber.events() if e["kind"].startswith("power.mains_")] == [
+        "power.mains_lost", "power.mains_restored"], 10, message=f"the outage upstream (so far {upstream})")
+
+
+def test_modbus_rtu_probes_on_a_pty_bus_are_read_by_the_gateway(tmp_path, make_config, gateway_factory):
+    pty = PtyPair(tmp_path / "ttyDEVICE", tmp_path / "ttyGATEWAY").start()
+    try:
+        with ModbusDeviceEmulator({1: UnitState(23.4, 55.5), 2: UnitState(20.1, 40.0)}, port=str(pty.a)):
+            probes = [{"name": f"rack{u}", "driver": "modbus-rtu", "port": str(pty.b), "unit": u, "interval_s": 1,
+                       "timeout_s": 0.3} for u in (1, 2)]
+            gw = gateway_factory(make_config(probes=probes))
+
+            def readings() -> dict[str, tuple[float, float]]:
+                return {e.fields["probe"]: (e.fields["temperature_c"], e.fields["humidity_pct"])
+                        for e in committed_events(gw.config.database_path, kind="env.reading")}
+
+            assert wait_until(lambda: len(readings()) == 2 and readings(), 15, message="both probes read") == {
+                "rack1": (23.4, 55.5), "rack2": (20.1, 40.0)}
+            assert gw.terminate() == 0
+    finally:
+        pty.stop()
+
+
+def test_a_dht_probe_without_its_library_is_reported_failed_not_invented(make_config, gateway_factory):
+    gw = gateway_factory(make_config(probes=[{"name": "door", "driver": "dht22", "pin": 4, "interval_s": 10}]))
+    probe = wait_until(lambda: (p := gw.status()["devices"]["probes"]["door"])["status"] == "fault" and p, 10,
+                       message="the DHT probe reported failed")
+    assert probe["temperature_c"] is None and "dcgate[pi]" in probe["error"]
+    failed = committed_events(gw.config.database_path, kind="env.probe_failed")
+    assert failed and failed[0].fields["probe"] == "door"
