@@ -29,3 +29,6 @@ def setup_logging(level: str, secrets: Iterable[str]) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # pymodbus logs an ERROR for every unanswered request; the probe driver reports the failure
+    # itself (once, with the Modbus detail and a wiring hint), so its own chatter is noise
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)

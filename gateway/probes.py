@@ -43,6 +43,8 @@ class ProbePoller:
         self._intervals = dict(intervals)
         self._emit = emit
         self._states = {name: ProbeState() for name in self._probes}
+        # a driver is not assumed thread-safe: the poller and `read_now` take turns per probe
+        self._driver_locks = {name: threading.Lock() for name in self._probes}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -71,6 +73,14 @@ class ProbePoller:
             self._read_now.add(name)
         self._wake.set()
 
+    def read_now(self, name: str) -> dict[str, Any]:
+        """One reading now, for `dcgate read probe` (not recorded: the poller's readings are the log)."""
+        if name not in self._probes:
+            raise UnknownDeviceError(f"no probe {name!r}; configured: {', '.join(sorted(self._probes)) or 'none'}")
+        with self._driver_locks[name]:
+            reading = self._probes[name].read()
+        return {"probe": name, "temperature_c": reading.temperature_c, "humidity_pct": reading.humidity_pct}
+
     def states(self) -> dict[str, dict[str, Any]]:
         with self._lock:
             return {name: dict(vars(state)) for name, state in self._states.items()}
@@ -97,7 +107,8 @@ class ProbePoller:
         probe = self._probes[name]
         state = self._states[name]
         try:
-            reading = probe.read()
+            with self._driver_locks[name]:
+                reading = probe.read()
         except SensorError as exc:
             self._record_failure(name, state, str(exc))
             return

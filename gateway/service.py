@@ -23,7 +23,13 @@ from gateway.config.models import Config
 from gateway.datadir import DataDirLock
 from gateway.devices import build_probes
 from gateway.errors import InvalidValueError
-from gateway.mqtt.discovery import env_state_payload, env_state_topic, probe_discovery
+from gateway.mqtt.discovery import (
+    env_state_payload,
+    env_state_topic,
+    probe_discovery,
+    ups_discovery,
+    ups_state_topic,
+)
 from gateway.mqtt.forwarder import Forwarder
 from gateway.power.ups import UpsMonitor, client_from_config
 from gateway.probes import ProbePoller, ProbeState
@@ -80,8 +86,11 @@ class Gateway:
         )
         self.forwarder.start()
         if cfg.mqtt.discovery:
-            for probe in cfg.probes:
-                for topic, payload in probe_discovery(cfg, probe.name).items():
+            configs = [probe_discovery(cfg, probe.name) for probe in cfg.probes]
+            if cfg.ups is not None:
+                configs.append(ups_discovery(cfg))
+            for entities in configs:
+                for topic, payload in entities.items():
                     self.forwarder.publish_retained(topic, payload)
         self.alarms = AlarmManager(cfg, self._emit)
         self.poller = ProbePoller(build_probes(cfg, self.world), {p.name: p.interval_s for p in cfg.probes},
@@ -119,7 +128,7 @@ class Gateway:
             self.alarms.tick()
         if self.ups is not None and self.forwarder is not None:
             self.forwarder.publish_retained(
-                f"{self.config.base_topic}/power/ups", json.dumps(self.ups.state(), separators=(",", ":"))
+                ups_state_topic(self.config.base_topic), json.dumps(self.ups.state(), separators=(",", ":"))
             )
 
     def request_stop(self, reason: str = "requested") -> None:
@@ -175,6 +184,7 @@ class Gateway:
             "sim.set": self._sim_set,
             "sim.show": lambda _params: self.world.snapshot(),
             "alarm.list": lambda _params: self._alarms().active(),
+            "probe.read": self._probe_read,
             "alarm.ack": self._alarm_ack,
         }
 
@@ -186,6 +196,13 @@ class Gateway:
         if device == "probe" and self.poller is not None:
             self.poller.read_soon(name)
         return {device: name, "state": state}
+
+    def _probe_read(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        name = params.get("name")
+        if not isinstance(name, str):
+            raise InvalidValueError("probe.read needs the probe's name")
+        assert self.poller is not None
+        return self.poller.read_now(name)
 
     def _alarms(self) -> AlarmManager:
         assert self.alarms is not None

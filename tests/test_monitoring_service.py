@@ -114,7 +114,8 @@ def nut(tmp_path: Path) -> Iterator[NutServer]:
 
 
 def test_a_mains_outage_through_a_real_upsd_is_logged_and_published(make_config, gateway_factory, nut,
-                                                                   subscriber):
+                                                                   subscriber, subscriber_factory):
+    discovery = subscriber_factory("homeassistant/#", client_id="ha")
     config = make_config(ups={"driver": "nut", "host": nut.host, "port": nut.port, "name": "testups",
                               "interval_s": 0.5})
     gw = gateway_factory(config)
@@ -134,6 +135,11 @@ def test_a_mains_outage_through_a_real_upsd_is_logged_and_published(make_config,
     state = wait_until(lambda: subscriber.on_topic("dcgate/test-site/test-gw/power/ups"), 15,
                        message="the retained UPS state")
     assert json.loads(state[-1].payload)["ups"] == "testups"
+    battery = json.loads(wait_until(lambda: discovery.on_topic(
+        "homeassistant/sensor/dcgate_test_site_test_gw/ups_battery/config"), 10, message="UPS discovery")[-1].payload)
+    assert battery["state_topic"] == "dcgate/test-site/test-gw/power/ups" and battery["device_class"] == "battery"
+    on_battery = discovery.on_topic("homeassistant/binary_sensor/dcgate_test_site_test_gw/ups_on_battery/config")
+    assert json.loads(on_battery[-1].payload)["value_template"] == "{{ 'ON' if value_json.on_battery else 'OFF' }}"
     upstream = [e["kind"] for e in subscriber.events() if e["kind"].startswith("power.mains_")]
     wait_until(lambda: [e["kind"] for e in subscriber.events() if e["kind"].startswith("power.mains_")] == [
         "power.mains_lost", "power.mains_restored"], 10, message=f"the outage upstream (so far {upstream})")
@@ -165,3 +171,52 @@ def test_a_dht_probe_without_its_library_is_reported_failed_not_invented(make_co
     assert probe["temperature_c"] is None and "dcgate[pi]" in probe["error"]
     failed = committed_events(gw.config.database_path, kind="env.probe_failed")
     assert failed and failed[0].fields["probe"] == "door"
+
+
+def test_read_probe_goes_through_the_running_gateway_or_reads_directly(make_config, gateway_factory):
+    config = make_config()
+    gw = gateway_factory(config)
+    set_probe(gw, temperature="24.5")
+    through = run_cli("read", "probe", "rack1", "--config", str(config))
+    assert through.returncode == 0, through.stderr
+    assert json.loads(through.stdout) == {"probe": "rack1", "temperature_c": 24.5, "humidity_pct": 50.0,
+                                          "via": "gateway"}
+    failing = run_cli("read", "probe", "nope", "--config", str(config))
+    assert failing.returncode != 0 and "no probe 'nope'" in failing.stderr
+    assert gw.terminate() == 0
+    direct = run_cli("read", "probe", "rack1", "--config", str(config))
+    assert json.loads(direct.stdout)["via"] == "direct" and json.loads(direct.stdout)["temperature_c"] == 21.0
+
+
+def test_doctor_names_each_device_and_a_hint_for_the_failing_one(make_config, gateway_factory):
+    probes = [{"name": "rack1", "driver": "sim", "interval_s": 60},
+              {"name": "door", "driver": "dht22", "pin": 4, "interval_s": 10}]
+    config = make_config(probes=probes)
+    offline = run_cli("doctor", "--config", str(config))
+    assert offline.returncode == 1
+    assert "OK   probe rack1" in offline.stdout and "OK   mqtt 127.0.0.1" in offline.stdout
+    assert "FAIL probe door: DHT22 on GPIO4" in offline.stdout and "dcgate[pi]" in offline.stdout
+
+    gw = gateway_factory(config)
+    wait_until(lambda: gw.status()["devices"]["probes"]["door"]["status"] == "fault", 10, message="door fault")
+    online = run_cli("doctor", "--json", "--config", str(config))
+    checks = {c["device"]: c for c in map(json.loads, online.stdout.splitlines())}
+    assert online.returncode == 1
+    assert checks["probe rack1"]["ok"] and checks["probe rack1"]["value"]["temperature_c"] == 21.0
+    assert not checks["probe door"]["ok"] and "dcgate[pi]" in checks["probe door"]["detail"]
+    assert any(device.startswith("mqtt ") and c["ok"] for device, c in checks.items())
+
+
+def test_modbus_scan_finds_the_units_on_a_bus(tmp_path):
+    pty = PtyPair(tmp_path / "ttyDEVICE", tmp_path / "ttyGATEWAY").start()
+    try:
+        with ModbusDeviceEmulator({3: UnitState(22.0, 50.0), 7: UnitState(21.0, 45.0)}, port=str(pty.a)):
+            found = run_cli("modbus", "scan", "--port", str(pty.b), "--units", "1-8", "--timeout", "0.1")
+            assert found.returncode == 0, found.stderr
+            lines = [line for line in found.stdout.splitlines() if line.startswith("unit")]
+            assert [line.split()[1] for line in lines] == ["3:", "7:"], found.stdout
+            assert all('profile = "xy-md02"' in line for line in lines)
+        none = run_cli("modbus", "scan", "--port", str(pty.b), "--units", "1-2", "--timeout", "0.05")
+        assert none.returncode == 1 and "A and B swapped" in none.stdout
+    finally:
+        pty.stop()

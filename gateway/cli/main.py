@@ -14,10 +14,12 @@ from gateway import __version__
 from gateway.cli import (
     alarm_cmd,
     config_cmd,
+    doctor_cmd,
     events_cmd,
     log_cmd,
     modbus_cmd,
     power_cmd,
+    read_cmd,
     run_cmd,
     sim_cmd,
     status_cmd,
@@ -25,7 +27,10 @@ from gateway.cli import (
 from gateway.config.loader import CONFIG_ENV, DEFAULT_CONFIG_PATH
 from gateway.errors import DcgateError
 
-COMMAND_MODULES = (run_cmd, config_cmd, status_cmd, events_cmd, log_cmd, alarm_cmd, power_cmd, modbus_cmd, sim_cmd)
+COMMAND_MODULES = (
+    run_cmd, config_cmd, status_cmd, doctor_cmd, read_cmd, events_cmd, log_cmd, alarm_cmd, power_cmd, modbus_cmd,
+    sim_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

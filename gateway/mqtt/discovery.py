@@ -75,3 +75,55 @@ def probe_discovery(config: Config, probe: str) -> dict[str, str]:
         topic = f"{config.mqtt.discovery_prefix}/sensor/{node_id(config)}/{object_id}/config"
         out[topic] = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
     return out
+
+
+def ups_state_topic(base_topic: str) -> str:
+    """Retained JSON from `UpsMonitor.state()`: reachable, flags, on_battery, battery_charge_pct, …"""
+    return f"{base_topic}/power/ups"
+
+
+# object id -> (component, name, extra config): what a UPS offers Home Assistant
+_UPS_ENTITIES: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "ups_battery": ("sensor", "UPS battery", {
+        "device_class": "battery", "unit_of_measurement": "%", "state_class": "measurement",
+        "value_template": "{{ value_json.battery_charge_pct }}"}),
+    "ups_runtime": ("sensor", "UPS runtime", {
+        "device_class": "duration", "unit_of_measurement": "s", "state_class": "measurement",
+        "value_template": "{{ value_json.runtime_s }}"}),
+    "ups_load": ("sensor", "UPS load", {
+        "unit_of_measurement": "%", "state_class": "measurement", "icon": "mdi:gauge",
+        "value_template": "{{ value_json.load_pct }}"}),
+    "ups_input_voltage": ("sensor", "UPS input voltage", {
+        "device_class": "voltage", "unit_of_measurement": "V", "state_class": "measurement",
+        "value_template": "{{ value_json.input_voltage }}"}),
+    "ups_on_battery": ("binary_sensor", "UPS on battery", {
+        "value_template": "{{ 'ON' if value_json.on_battery else 'OFF' }}"}),
+    "ups_low_battery": ("binary_sensor", "UPS low battery", {
+        "device_class": "battery", "value_template": "{{ 'ON' if 'LB' in value_json.flags else 'OFF' }}"}),
+    "ups_replace_battery": ("binary_sensor", "UPS replace battery", {
+        "device_class": "problem", "value_template": "{{ 'ON' if 'RB' in value_json.flags else 'OFF' }}"}),
+}
+
+
+def ups_discovery(config: Config) -> dict[str, str]:
+    """Discovery topic -> retained config for the UPS quantities; unavailable while upsd is unreachable."""
+    base = config.base_topic
+    state = ups_state_topic(base)
+    out = {}
+    for object_id, (component, name, extra) in _UPS_ENTITIES.items():
+        payload = {
+            "name": name,
+            "unique_id": f"{node_id(config)}_{object_id}",
+            "object_id": f"{node_id(config)}_{object_id}",
+            "state_topic": state,
+            **extra,
+            "availability": [
+                {"topic": status_topic(base)},
+                {"topic": state, "value_template": "{{ 'online' if value_json.reachable else 'offline' }}"},
+            ],
+            "availability_mode": "all",
+            "device": _device(config),
+        }
+        topic = f"{config.mqtt.discovery_prefix}/{component}/{node_id(config)}/{object_id}/config"
+        out[topic] = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    return out
