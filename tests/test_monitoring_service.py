@@ -220,3 +220,28 @@ def test_modbus_scan_finds_the_units_on_a_bus(tmp_path):
         assert none.returncode == 1 and "A and B swapped" in none.stdout
     finally:
         pty.stop()
+
+
+def test_readings_history_raw_and_per_minute_as_json_and_csv(make_config, gateway_factory):
+    config = make_config()
+    gw = gateway_factory(config)
+    for temperature in ("21.0", "23.0", "25.0"):
+        set_probe(gw, temperature=temperature)
+    wait_until(lambda: len(committed_events(gw.config.database_path, kind="env.reading")) >= 4, 10,
+               message="four readings")
+    set_probe(gw, fault="timeout")  # a failed read: no reading, and no value in the history
+    wait_until(lambda: committed_events(gw.config.database_path, kind="env.probe_failed"), 10, message="the fault")
+
+    raw = run_cli("readings", "rack1", "--since", "10m", "--config", str(config))
+    assert raw.returncode == 0, raw.stderr
+    temperatures = [json.loads(line)["temperature_c"] for line in raw.stdout.splitlines()]
+    assert temperatures == [21.0, 21.0, 23.0, 25.0]  # the start-up reading, then the three set values
+
+    minute = run_cli("readings", "rack1", "--every", "hour", "--csv", "--config", str(config))
+    header, *rows = minute.stdout.splitlines()
+    assert header.startswith("period,count,temperature_min_c,temperature_mean_c,temperature_max_c")
+    assert len(rows) >= 1 and rows[-1].split(",")[2:5] != ["", "", ""]
+    total = sum(int(r.split(",")[1]) for r in rows)
+    assert total == 4
+    unknown = run_cli("readings", "nope", "--config", str(config))
+    assert unknown.returncode != 0 and "configured: rack1" in unknown.stderr

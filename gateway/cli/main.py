@@ -20,6 +20,7 @@ from gateway.cli import (
     modbus_cmd,
     power_cmd,
     read_cmd,
+    readings_cmd,
     run_cmd,
     sim_cmd,
     status_cmd,
@@ -28,8 +29,8 @@ from gateway.config.loader import CONFIG_ENV, DEFAULT_CONFIG_PATH
 from gateway.errors import DcgateError
 
 COMMAND_MODULES = (
-    run_cmd, config_cmd, status_cmd, doctor_cmd, read_cmd, events_cmd, log_cmd, alarm_cmd, power_cmd, modbus_cmd,
-    sim_cmd,
+    run_cmd, config_cmd, status_cmd, doctor_cmd, read_cmd, events_cmd, readings_cmd, log_cmd, alarm_cmd, power_cmd,
+    modbus_cmd, sim_cmd,
 )
 
 
