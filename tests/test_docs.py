@@ -178,10 +178,8 @@ def _pi_example(tmp_path: Path, *, uncomment_defaults: bool) -> dict:
     """pi-example.toml with its secret files replaced by real temporary ones (mode 600)."""
     text = PI_CONFIG.read_text(encoding="utf-8")
     if uncomment_defaults:
-        # keys shown commented out (at their default) must be real keys too; probes are future drivers
-        head, marker, tail = text.partition("# -- Temperature / humidity probes")
-        assert marker, "pi-example.toml lost its probes marker comment"
-        text = re.sub(r"^# ([a-z_]+ = .*)$", r"\1", head, flags=re.MULTILINE) + marker + tail
+        # keys shown commented out (at their default) must be real keys too
+        text = re.sub(r"^# ([a-z_]+ = [^#\n]*?)([ \t]+#.*)?$", r"\1", text, flags=re.MULTILINE)
     raw = tomllib.loads(text)
     for key in SECRET_KEYS:
         original = raw["mqtt"].get(key)
@@ -203,7 +201,10 @@ def test_pi_example_config_is_valid(tmp_path, uncomment_defaults):
     assert config.data_dir == Path("/var/lib/dcgate")  # systemd's StateDirectory=dcgate
     assert config.mqtt.username and config.mqtt.password_file and config.mqtt.tls_ca
     assert config.store.synchronous == "full"
-    assert all(probe.driver == "sim" for probe in config.probes)
+    # real hardware only: a simulated probe on a real site would send made-up readings upstream
+    assert [probe.driver for probe in config.probes] == ["dht22", "modbus-rtu"]
+    assert config.ups is not None and config.ups.name == "ups"
+    assert config.thresholds_for("ac-return").temperature_high_c == 24.0
 
 
 def test_pi_example_names_only_secret_files_it_explains():
