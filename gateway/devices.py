@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drivers.climate import ClimateProbe, ClimateReading
 from drivers.errors import SensorError
 from drivers.sim import SimClimateProbe, SimProbeState, SimWorld
@@ -27,9 +29,27 @@ class UnavailableProbe:
         """Nothing was opened."""
 
 
-def build_probes(config: Config, world: SimWorld) -> dict[str, ClimateProbe]:
+class Buses:
+    """The Modbus links, made on first use (pymodbus is imported only when a device needs it).
+
+    Probes and power readers on one port share one link, so their frames never interleave.
+    """
+
+    def __init__(self) -> None:
+        self._registry: Any = None
+
+    @property
+    def registry(self) -> Any:
+        if self._registry is None:
+            from drivers.modbus.bus import BusRegistry
+
+            self._registry = BusRegistry()
+        return self._registry
+
+
+def build_probes(config: Config, world: SimWorld, buses: Buses | None = None) -> dict[str, ClimateProbe]:
     probes: dict[str, ClimateProbe] = {}
-    registry = None  # Modbus probes on one port share one link (and never interleave frames)
+    buses = buses or Buses()
     for probe in config.probes:
         if isinstance(probe, SimProbeConfig):
             world.add_probe(
@@ -45,11 +65,7 @@ def build_probes(config: Config, world: SimWorld) -> dict[str, ClimateProbe]:
             except SensorError as exc:
                 probes[probe.name] = UnavailableProbe(probe.name, exc)
         elif isinstance(probe, ModbusRtuProbeConfig | ModbusTcpProbeConfig):
-            if registry is None:
-                from drivers.modbus.bus import BusRegistry  # pymodbus is imported only when configured
-
-                registry = BusRegistry()
-            probes[probe.name] = build_modbus_probe(probe, registry)
+            probes[probe.name] = build_modbus_probe(probe, buses.registry)
         else:  # a config class without a driver here is a programming error, caught by the tests
             raise TypeError(f"no driver for probe config {type(probe).__name__}")
     return probes

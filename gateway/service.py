@@ -21,7 +21,7 @@ from gateway import __version__
 from gateway.alarms import AlarmManager
 from gateway.config.models import Config
 from gateway.datadir import DataDirLock
-from gateway.devices import build_probes
+from gateway.devices import Buses, build_probes
 from gateway.errors import InvalidValueError
 from gateway.mqtt.discovery import (
     env_state_payload,
@@ -60,6 +60,7 @@ class Gateway:
         self._control: Any = None
         self.alarms: AlarmManager | None = None
         self.ups: UpsMonitor | None = None
+        self.power: Any = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -93,12 +94,20 @@ class Gateway:
                 for topic, payload in entities.items():
                     self.forwarder.publish_retained(topic, payload)
         self.alarms = AlarmManager(cfg, self._emit)
-        self.poller = ProbePoller(build_probes(cfg, self.world), {p.name: p.interval_s for p in cfg.probes},
+        buses = Buses()
+        self.poller = ProbePoller(build_probes(cfg, self.world, buses), {p.name: p.interval_s for p in cfg.probes},
                                   self._emit, on_state=self._on_probe_state)
         self.poller.start()
         if cfg.ups is not None:
             self.ups = UpsMonitor(client_from_config(cfg.ups), cfg.ups.name, cfg.ups.interval_s, self._emit)
             self.ups.start()
+        if cfg.power is not None:
+            from gateway.power.generator import PowerMonitor, build_power_readers
+
+            readers = build_power_readers(cfg.power, buses.registry)
+            self.power = PowerMonitor(readers.ats, readers.running, readers.fuel, cfg.power, self._emit,
+                                      learned=_learned_burn_rate(cfg))
+            self.power.start()
         from gateway.control.server import ControlServer  # only the service needs the server side
 
         self._control = ControlServer(cfg.control_socket_path, self._control_handlers())
@@ -126,10 +135,16 @@ class Gateway:
         """Every health check: time-based alarms (a silent probe goes stale) and the UPS state topic."""
         if self.alarms is not None:
             self.alarms.tick()
-        if self.ups is not None and self.forwarder is not None:
-            self.forwarder.publish_retained(
-                ups_state_topic(self.config.base_topic), json.dumps(self.ups.state(), separators=(",", ":"))
-            )
+        if self.forwarder is None:
+            return
+        states = {}
+        if self.ups is not None:
+            states[ups_state_topic(self.config.base_topic)] = self.ups.state()
+        if self.power is not None:
+            states[f"{self.config.base_topic}/power/ats"] = self.power.ats_state()
+            states[f"{self.config.base_topic}/power/generator"] = self.power.generator_state()
+        for topic, state in states.items():
+            self.forwarder.publish_retained(topic, json.dumps(state, separators=(",", ":"), default=str))
 
     def request_stop(self, reason: str = "requested") -> None:
         self._stop_reason = reason
@@ -144,6 +159,8 @@ class Gateway:
             self.poller.stop()
         if self.ups is not None:
             self.ups.stop()
+        if self.power is not None:
+            self.power.stop()
         if self.writer is not None and self.writer.alive:
             try:
                 self.writer.append_and_wait(
@@ -239,9 +256,30 @@ class Gateway:
                     for p in cfg.probes
                 },
                 **({"ups": self.ups.state()} if self.ups is not None else {}),
+                **({"ats": self.power.ats_state(), "generator": self.power.generator_state()}
+                   if self.power is not None else {}),
             },
             "alarms": self._alarms().active(),
         }
+
+
+def _learned_burn_rate(config: Config) -> dict[str, Any] | None:
+    """The generator's burn rate learned on earlier runs, from the last `power.generator_stopped`."""
+    if not config.database_path.exists():
+        return None
+    from gateway.store.database import open_for_reading
+
+    db = open_for_reading(config.database_path)
+    try:
+        row = db.conn.execute(
+            "SELECT payload FROM events WHERE kind = 'power.generator_stopped' ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+    finally:
+        db.close()
+    if row is None:
+        return None
+    fields = json.loads(row[0])
+    return {"burn_rate_pct_h": fields.get("burn_rate_pct_h"), "burn_learned_h": fields.get("burn_learned_h")}
 
 
 def _previous_shutdown(config: Config) -> str:

@@ -418,7 +418,7 @@ def test_malformed_control_requests_get_errors_and_the_gateway_keeps_working(
         assert ask(b'{"op": "status", "params": [1]}\n')["error"].startswith("malformed request")
         assert ask(b"[1, 2]\n")["error"].startswith("malformed request")
         unknown = ask(b'{"op": "reboot"}\n')
-        known = "alarm.ack, alarm.list, sim.set, sim.show, status"
+        known = "alarm.ack, alarm.list, probe.read, sim.set, sim.show, status"
         assert unknown == {"ok": False, "error": f"unknown operation 'reboot'; known: {known}"}
         bad_params = ask(b'{"op": "sim.set", "params": {"device": "probe"}}\n')
         assert bad_params == {"ok": False, "error": "sim.set needs device, name and values"}

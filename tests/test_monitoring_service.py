@@ -226,9 +226,10 @@ def test_readings_history_raw_and_per_minute_as_json_and_csv(make_config, gatewa
     config = make_config()
     gw = gateway_factory(config)
     for temperature in ("21.0", "23.0", "25.0"):
-        set_probe(gw, temperature=temperature)
-    wait_until(lambda: len(committed_events(gw.config.database_path, kind="env.reading")) >= 4, 10,
-               message="four readings")
+        before = len(committed_events(gw.config.database_path, kind="env.reading"))
+        set_probe(gw, temperature=temperature)  # each set is read at once; wait for it before the next
+        wait_until(lambda: len(committed_events(gw.config.database_path, kind="env.reading")) > before, 10,  # noqa: B023
+                   message=f"the {temperature} °C reading")
     set_probe(gw, fault="timeout")  # a failed read: no reading, and no value in the history
     wait_until(lambda: committed_events(gw.config.database_path, kind="env.probe_failed"), 10, message="the fault")
 
@@ -245,3 +246,43 @@ def test_readings_history_raw_and_per_minute_as_json_and_csv(make_config, gatewa
     assert total == 4
     unknown = run_cli("readings", "nope", "--config", str(config))
     assert unknown.returncode != 0 and "configured: rack1" in unknown.stderr
+
+
+def test_ats_and_fuel_over_modbus_switch_start_the_generator_and_are_published(tmp_path, make_config,
+                                                                                gateway_factory, subscriber):
+    # the emulated unit 5 stands in for an ATS controller and a tank sensor: input register 1 holds
+    # the fuel level (x10), input register 2 the ATS position code (x10)
+    pty = PtyPair(tmp_path / "ttyDEVICE", tmp_path / "ttyGATEWAY").start()
+    try:
+        with ModbusDeviceEmulator({5: UnitState(65.0, 1.0)}, port=str(pty.a)) as device:
+            link = {"transport": "rtu", "port": str(pty.b), "unit": 5, "timeout_s": 0.3}
+            power = {
+                "ats": {"source": "modbus", "link": link, "interval_s": 0.5,
+                        "register": {"function": 4, "register": 2, "data_type": "int16", "scale": 10},
+                        "positions": {"0": "off", "1": "mains", "2": "generator"}},
+                "generator": {"interval_s": 0.5, "fuel": {
+                    "link": link, "interval_s": 1,
+                    "register": {"function": 4, "register": 1, "data_type": "int16", "scale": 10}}},
+            }
+            gw = gateway_factory(make_config(power=power))
+            # one poll sets the position, then what it means for the generator: wait for both
+            wait_until(lambda: (s := gw.status()["devices"])["ats"]["position"] == "mains"
+                       and s["generator"]["running"] is False, 10, message="the ATS on mains, generator stopped")
+
+            device.set(5, humidity_pct=2.0)  # the ATS moves to the generator
+            switched = wait_until(lambda: committed_events(gw.config.database_path, kind="power.ats_switched"),
+                                  10, message="power.ats_switched")[0].fields
+            assert (switched["from"], switched["to"]) == ("mains", "generator")
+            started = wait_until(lambda: committed_events(gw.config.database_path, kind="power.generator_started"),
+                                 10, message="power.generator_started")[0].fields
+            assert started["fuel_pct"] == 65.0
+
+            device.set(5, temperature_c=25.0)  # the tank runs low
+            wait_until(lambda: committed_events(gw.config.database_path, kind="power.refuel_needed"), 10,
+                       message="power.refuel_needed")
+            generator = wait_until(lambda: subscriber.on_topic("dcgate/test-site/test-gw/power/generator"), 15,
+                                   message="the retained generator state")
+            assert json.loads(generator[-1].payload)["running"] is True
+            assert gw.terminate() == 0
+    finally:
+        pty.stop()

@@ -22,6 +22,7 @@ from gateway.config.base import (
     resolve_path,
 )
 from gateway.config.modbus import ModbusRtuProbeConfig, ModbusTcpProbeConfig, bus_conflicts
+from gateway.config.power import PowerConfig
 from gateway.config.thresholds import ThresholdConfig
 from gateway.config.ups import UpsConfig
 
@@ -166,6 +167,10 @@ class Config(StrictModel):
         description="alarm limits for every probe (the room standard by default); a probe may change some",
     )
     ups: UpsConfig | None = Field(None, description="the UPS, read through Network UPS Tools (upsd)")
+    power: PowerConfig | None = Field(
+        None, description="the automatic transfer switch (ATS), the generator and its fuel: [power.ats], "
+                          "[power.generator]"
+    )
 
     @model_validator(mode="after")
     def _probe_thresholds(self) -> Config:

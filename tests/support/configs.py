@@ -18,6 +18,8 @@ def _scalar(value: Any) -> str:
         return json.dumps(value)
     if isinstance(value, list):
         return "[" + ", ".join(_scalar(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table; keys quoted, so "0" = "off" works too
+        return "{ " + ", ".join(f"{json.dumps(str(k))} = {_scalar(v)}" for k, v in value.items()) + " }"
     raise TypeError(f"cannot write {value!r} as TOML")
 
 
