@@ -26,6 +26,7 @@ from gateway.errors import InvalidValueError
 from gateway.mqtt.discovery import (
     env_state_payload,
     env_state_topic,
+    power_discovery,
     probe_discovery,
     ups_discovery,
     ups_state_topic,
@@ -90,6 +91,9 @@ class Gateway:
             configs = [probe_discovery(cfg, probe.name) for probe in cfg.probes]
             if cfg.ups is not None:
                 configs.append(ups_discovery(cfg))
+            if cfg.power is not None:
+                configs.append(power_discovery(cfg, ats=cfg.power.ats is not None,
+                                               generator=cfg.power.generator is not None))
             for entities in configs:
                 for topic, payload in entities.items():
                     self.forwarder.publish_retained(topic, payload)

@@ -249,7 +249,9 @@ def test_readings_history_raw_and_per_minute_as_json_and_csv(make_config, gatewa
 
 
 def test_ats_and_fuel_over_modbus_switch_start_the_generator_and_are_published(tmp_path, make_config,
-                                                                                gateway_factory, subscriber):
+                                                                                gateway_factory, subscriber,
+                                                                                subscriber_factory):
+    discovery = subscriber_factory("homeassistant/#", client_id="ha")
     # the emulated unit 5 stands in for an ATS controller and a tank sensor: input register 1 holds
     # the fuel level (x10), input register 2 the ATS position code (x10)
     pty = PtyPair(tmp_path / "ttyDEVICE", tmp_path / "ttyGATEWAY").start()
@@ -283,6 +285,13 @@ def test_ats_and_fuel_over_modbus_switch_start_the_generator_and_are_published(t
             generator = wait_until(lambda: subscriber.on_topic("dcgate/test-site/test-gw/power/generator"), 15,
                                    message="the retained generator state")
             assert json.loads(generator[-1].payload)["running"] is True
+            node = "homeassistant/{}/dcgate_test_site_test_gw/{}/config"
+            ats = json.loads(wait_until(lambda: discovery.on_topic(node.format("sensor", "ats_source")), 10,
+                                        message="ATS discovery")[-1].payload)
+            assert ats["state_topic"] == "dcgate/test-site/test-gw/power/ats" and "generator" in ats["options"]
+            fuel = json.loads(discovery.on_topic(node.format("sensor", "generator_fuel"))[-1].payload)
+            assert fuel["unit_of_measurement"] == "%" and fuel["value_template"] == "{{ value_json.fuel_pct }}"
+            assert discovery.on_topic(node.format("binary_sensor", "generator_running"))
             assert gw.terminate() == 0
     finally:
         pty.stop()

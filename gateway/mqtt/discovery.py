@@ -127,3 +127,41 @@ def ups_discovery(config: Config) -> dict[str, str]:
         topic = f"{config.mqtt.discovery_prefix}/{component}/{node_id(config)}/{object_id}/config"
         out[topic] = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
     return out
+
+
+# object id -> (component, name, state topic suffix, extra config)
+_POWER_ENTITIES: dict[str, tuple[str, str, str, dict[str, Any]]] = {
+    "ats_source": ("sensor", "ATS source", "ats", {
+        "device_class": "enum", "options": ["mains", "generator", "off"], "icon": "mdi:transmission-tower",
+        "value_template": "{{ value_json.position }}"}),
+    "generator_running": ("binary_sensor", "Generator running", "generator", {
+        "device_class": "running", "value_template": "{{ 'ON' if value_json.running else 'OFF' }}"}),
+    "generator_fuel": ("sensor", "Generator fuel", "generator", {
+        "unit_of_measurement": "%", "state_class": "measurement", "icon": "mdi:fuel",
+        "value_template": "{{ value_json.fuel_pct }}"}),
+    "generator_hours_left": ("sensor", "Generator fuel hours left", "generator", {
+        "device_class": "duration", "unit_of_measurement": "h", "value_template": "{{ value_json.hours_left }}"}),
+    "generator_refuel_needed": ("binary_sensor", "Generator refuel needed", "generator", {
+        "device_class": "problem", "value_template": "{{ 'ON' if value_json.refuel_needed else 'OFF' }}"}),
+}
+
+
+def power_discovery(config: Config, *, ats: bool, generator: bool) -> dict[str, str]:
+    """Discovery configs for the ATS and the generator, whichever of them is configured."""
+    base = config.base_topic
+    out = {}
+    for object_id, (component, name, part, extra) in _POWER_ENTITIES.items():
+        if (part == "ats" and not ats) or (part == "generator" and not generator):
+            continue
+        payload = {
+            "name": name,
+            "unique_id": f"{node_id(config)}_{object_id}",
+            "object_id": f"{node_id(config)}_{object_id}",
+            "state_topic": f"{base}/power/{part}",
+            **extra,
+            "availability_topic": status_topic(base),
+            "device": _device(config),
+        }
+        topic = f"{config.mqtt.discovery_prefix}/{component}/{node_id(config)}/{object_id}/config"
+        out[topic] = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    return out
