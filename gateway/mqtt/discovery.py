@@ -42,6 +42,31 @@ def _device(config: Config) -> dict[str, Any]:
     }
 
 
+def _entity(config: Config, component: str, object_id: str, name: str, state_topic: str,
+            extra: dict[str, Any], availability: dict[str, Any]) -> tuple[str, str]:
+    """(discovery topic, retained config) for one entity of this gateway's device."""
+    payload = {
+        "name": name,
+        "unique_id": f"{node_id(config)}_{object_id}",
+        "object_id": f"{node_id(config)}_{object_id}",
+        "state_topic": state_topic,
+        **extra,
+        **availability,
+        "device": _device(config),
+    }
+    topic = f"{config.mqtt.discovery_prefix}/{component}/{node_id(config)}/{object_id}/config"
+    return topic, json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+
+
+def _available_when(config: Config, state_topic: str, template: str) -> dict[str, Any]:
+    """Available only while the gateway is online *and* the device's own state says it is readable."""
+    return {
+        "availability": [{"topic": status_topic(config.base_topic)},
+                         {"topic": state_topic, "value_template": template}],
+        "availability_mode": "all",
+    }
+
+
 # quantity -> (device_class, unit, field in the state JSON, English name)
 ENV_QUANTITIES: dict[str, tuple[str, str, str, str]] = {
     "temperature": ("temperature", "°C", "temperature_c", "temperature"),
@@ -54,26 +79,13 @@ def probe_discovery(config: Config, probe: str) -> dict[str, str]:
     base = config.base_topic
     state = env_state_topic(base, probe)
     out = {}
+    availability = _available_when(config, state, "{{ 'online' if value_json.status == 'ok' else 'offline' }}")
     for quantity, (device_class, unit, field, label) in ENV_QUANTITIES.items():
-        object_id = f"{probe}_{quantity}".replace("-", "_")
-        payload = {
-            "name": f"{probe} {label}",
-            "unique_id": f"{node_id(config)}_{object_id}",
-            "object_id": f"{node_id(config)}_{object_id}",
-            "state_topic": state,
-            "value_template": f"{{{{ value_json.{field} }}}}",
-            "device_class": device_class,
-            "unit_of_measurement": unit,
-            "state_class": "measurement",
-            "availability": [
-                {"topic": status_topic(base)},
-                {"topic": state, "value_template": "{{ 'online' if value_json.status == 'ok' else 'offline' }}"},
-            ],
-            "availability_mode": "all",
-            "device": _device(config),
-        }
-        topic = f"{config.mqtt.discovery_prefix}/sensor/{node_id(config)}/{object_id}/config"
-        out[topic] = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        extra = {"value_template": f"{{{{ value_json.{field} }}}}", "device_class": device_class,
+                 "unit_of_measurement": unit, "state_class": "measurement"}
+        topic, payload = _entity(config, "sensor", f"{probe}_{quantity}".replace("-", "_"), f"{probe} {label}",
+                                 state, extra, availability)
+        out[topic] = payload
     return out
 
 
@@ -110,22 +122,10 @@ def ups_discovery(config: Config) -> dict[str, str]:
     base = config.base_topic
     state = ups_state_topic(base)
     out = {}
+    availability = _available_when(config, state, "{{ 'online' if value_json.reachable else 'offline' }}")
     for object_id, (component, name, extra) in _UPS_ENTITIES.items():
-        payload = {
-            "name": name,
-            "unique_id": f"{node_id(config)}_{object_id}",
-            "object_id": f"{node_id(config)}_{object_id}",
-            "state_topic": state,
-            **extra,
-            "availability": [
-                {"topic": status_topic(base)},
-                {"topic": state, "value_template": "{{ 'online' if value_json.reachable else 'offline' }}"},
-            ],
-            "availability_mode": "all",
-            "device": _device(config),
-        }
-        topic = f"{config.mqtt.discovery_prefix}/{component}/{node_id(config)}/{object_id}/config"
-        out[topic] = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        topic, payload = _entity(config, component, object_id, name, state, extra, availability)
+        out[topic] = payload
     return out
 
 
@@ -153,15 +153,7 @@ def power_discovery(config: Config, *, ats: bool, generator: bool) -> dict[str, 
     for object_id, (component, name, part, extra) in _POWER_ENTITIES.items():
         if (part == "ats" and not ats) or (part == "generator" and not generator):
             continue
-        payload = {
-            "name": name,
-            "unique_id": f"{node_id(config)}_{object_id}",
-            "object_id": f"{node_id(config)}_{object_id}",
-            "state_topic": f"{base}/power/{part}",
-            **extra,
-            "availability_topic": status_topic(base),
-            "device": _device(config),
-        }
-        topic = f"{config.mqtt.discovery_prefix}/{component}/{node_id(config)}/{object_id}/config"
-        out[topic] = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        topic, payload = _entity(config, component, object_id, name, f"{base}/power/{part}", extra,
+                                 {"availability_topic": status_topic(base)})
+        out[topic] = payload
     return out
