@@ -12,6 +12,7 @@ import pytest
 from tests.support.configs import base_config, write_config
 from tests.support.gateway_proc import GatewayProcess
 from tests.support.mosquitto import Mosquitto
+from tests.support.socat import PtyPair
 from tests.support.subscriber import Subscriber
 
 
@@ -68,6 +69,14 @@ def gateway_factory() -> Iterator[Callable[..., GatewayProcess]]:
     yield start
     for proc in started:
         proc.kill()
+
+
+@pytest.fixture
+def pty(tmp_path: Path) -> Iterator[PtyPair]:
+    """A real serial link: a socat pty pair; the emulated device opens `.a`, the gateway `.b`."""
+    pair = PtyPair(tmp_path / "ttyDEVICE", tmp_path / "ttyGATEWAY").start()
+    yield pair
+    pair.stop()
 
 
 @pytest.fixture(autouse=True)

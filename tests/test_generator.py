@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +23,6 @@ from gateway.power.generator import (
     PowerMonitor,
     build_power_readers,
 )
-from tests.support.socat import PtyPair
 from tests.support.waiting import wait_until
 
 
@@ -304,13 +302,6 @@ def test_fuel_sensor_fault_and_recovery(world) -> None:
 
 
 # -- the Modbus path: real pymodbus on a socat pty -------------------------------------------------
-
-@pytest.fixture
-def pty(tmp_path: Path) -> Iterator[PtyPair]:
-    pair = PtyPair(tmp_path / "ttyDEVICE", tmp_path / "ttyGATEWAY").start()
-    yield pair
-    pair.stop()
-
 
 @pytest.fixture
 def registry() -> Iterator[BusRegistry]:

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,13 +41,6 @@ from tests.support.socat import PtyPair
 from tests.support.waiting import wait_until
 
 TIMEOUT = 0.2  # short, so the fault tests stay fast
-
-
-@pytest.fixture
-def pty(tmp_path: Path) -> Iterator[PtyPair]:
-    pair = PtyPair(tmp_path / "ttyDEVICE", tmp_path / "ttyGATEWAY").start()
-    yield pair
-    pair.stop()
 
 
 @pytest.fixture

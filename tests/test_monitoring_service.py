@@ -12,7 +12,6 @@ from drivers.sim.modbus_device import ModbusDeviceEmulator, UnitState
 from tests.support.eventstore import committed_events
 from tests.support.gateway_proc import run_cli
 from tests.support.nut import NutServer
-from tests.support.socat import PtyPair
 from tests.support.waiting import wait_until
 
 # raise at once, so the test need not wait a minute per alarm
@@ -145,23 +144,19 @@ def test_a_mains_outage_through_a_real_upsd_is_logged_and_published(make_config,
         "power.mains_lost", "power.mains_restored"], 10, message=f"the outage upstream (so far {upstream})")
 
 
-def test_modbus_rtu_probes_on_a_pty_bus_are_read_by_the_gateway(tmp_path, make_config, gateway_factory):
-    pty = PtyPair(tmp_path / "ttyDEVICE", tmp_path / "ttyGATEWAY").start()
-    try:
-        with ModbusDeviceEmulator({1: UnitState(23.4, 55.5), 2: UnitState(20.1, 40.0)}, port=str(pty.a)):
-            probes = [{"name": f"rack{u}", "driver": "modbus-rtu", "port": str(pty.b), "unit": u, "interval_s": 1,
-                       "timeout_s": 0.3} for u in (1, 2)]
-            gw = gateway_factory(make_config(probes=probes))
+def test_modbus_rtu_probes_on_a_pty_bus_are_read_by_the_gateway(pty, make_config, gateway_factory):
+    with ModbusDeviceEmulator({1: UnitState(23.4, 55.5), 2: UnitState(20.1, 40.0)}, port=str(pty.a)):
+        probes = [{"name": f"rack{u}", "driver": "modbus-rtu", "port": str(pty.b), "unit": u, "interval_s": 1,
+                   "timeout_s": 0.3} for u in (1, 2)]
+        gw = gateway_factory(make_config(probes=probes))
 
-            def readings() -> dict[str, tuple[float, float]]:
-                return {e.fields["probe"]: (e.fields["temperature_c"], e.fields["humidity_pct"])
-                        for e in committed_events(gw.config.database_path, kind="env.reading")}
+        def readings() -> dict[str, tuple[float, float]]:
+            return {e.fields["probe"]: (e.fields["temperature_c"], e.fields["humidity_pct"])
+                    for e in committed_events(gw.config.database_path, kind="env.reading")}
 
-            assert wait_until(lambda: len(readings()) == 2 and readings(), 15, message="both probes read") == {
-                "rack1": (23.4, 55.5), "rack2": (20.1, 40.0)}
-            assert gw.terminate() == 0
-    finally:
-        pty.stop()
+        assert wait_until(lambda: len(readings()) == 2 and readings(), 15, message="both probes read") == {
+            "rack1": (23.4, 55.5), "rack2": (20.1, 40.0)}
+        assert gw.terminate() == 0
 
 
 def test_a_dht_probe_without_its_library_is_reported_failed_not_invented(make_config, gateway_factory):
@@ -207,19 +202,15 @@ def test_doctor_names_each_device_and_a_hint_for_the_failing_one(make_config, ga
     assert any(device.startswith("mqtt ") and c["ok"] for device, c in checks.items())
 
 
-def test_modbus_scan_finds_the_units_on_a_bus(tmp_path):
-    pty = PtyPair(tmp_path / "ttyDEVICE", tmp_path / "ttyGATEWAY").start()
-    try:
-        with ModbusDeviceEmulator({3: UnitState(22.0, 50.0), 7: UnitState(21.0, 45.0)}, port=str(pty.a)):
-            found = run_cli("modbus", "scan", "--port", str(pty.b), "--units", "1-8", "--timeout", "0.1")
-            assert found.returncode == 0, found.stderr
-            lines = [line for line in found.stdout.splitlines() if line.startswith("unit")]
-            assert [line.split()[1] for line in lines] == ["3:", "7:"], found.stdout
-            assert all('profile = "xy-md02"' in line for line in lines)
-        none = run_cli("modbus", "scan", "--port", str(pty.b), "--units", "1-2", "--timeout", "0.05")
-        assert none.returncode == 1 and "A and B swapped" in none.stdout
-    finally:
-        pty.stop()
+def test_modbus_scan_finds_the_units_on_a_bus(pty):
+    with ModbusDeviceEmulator({3: UnitState(22.0, 50.0), 7: UnitState(21.0, 45.0)}, port=str(pty.a)):
+        found = run_cli("modbus", "scan", "--port", str(pty.b), "--units", "1-8", "--timeout", "0.1")
+        assert found.returncode == 0, found.stderr
+        lines = [line for line in found.stdout.splitlines() if line.startswith("unit")]
+        assert [line.split()[1] for line in lines] == ["3:", "7:"], found.stdout
+        assert all('profile = "xy-md02"' in line for line in lines)
+    none = run_cli("modbus", "scan", "--port", str(pty.b), "--units", "1-2", "--timeout", "0.05")
+    assert none.returncode == 1 and "A and B swapped" in none.stdout
 
 
 def test_readings_history_raw_and_per_minute_as_json_and_csv(make_config, gateway_factory):
@@ -248,50 +239,46 @@ def test_readings_history_raw_and_per_minute_as_json_and_csv(make_config, gatewa
     assert unknown.returncode != 0 and "configured: rack1" in unknown.stderr
 
 
-def test_ats_and_fuel_over_modbus_switch_start_the_generator_and_are_published(tmp_path, make_config,
+def test_ats_and_fuel_over_modbus_switch_start_the_generator_and_are_published(pty, make_config,
                                                                                 gateway_factory, subscriber,
                                                                                 subscriber_factory):
     discovery = subscriber_factory("homeassistant/#", client_id="ha")
     # the emulated unit 5 stands in for an ATS controller and a tank sensor: input register 1 holds
     # the fuel level (x10), input register 2 the ATS position code (x10)
-    pty = PtyPair(tmp_path / "ttyDEVICE", tmp_path / "ttyGATEWAY").start()
-    try:
-        with ModbusDeviceEmulator({5: UnitState(65.0, 1.0)}, port=str(pty.a)) as device:
-            link = {"transport": "rtu", "port": str(pty.b), "unit": 5, "timeout_s": 0.3}
-            power = {
-                "ats": {"source": "modbus", "link": link, "interval_s": 0.5,
-                        "register": {"function": 4, "register": 2, "data_type": "int16", "scale": 10},
-                        "positions": {"0": "off", "1": "mains", "2": "generator"}},
-                "generator": {"interval_s": 0.5, "fuel": {
-                    "link": link, "interval_s": 1,
-                    "register": {"function": 4, "register": 1, "data_type": "int16", "scale": 10}}},
-            }
-            gw = gateway_factory(make_config(power=power))
-            # one poll sets the position, then what it means for the generator: wait for both
-            wait_until(lambda: (s := gw.status()["devices"])["ats"]["position"] == "mains"
-                       and s["generator"]["running"] is False, 10, message="the ATS on mains, generator stopped")
+    with ModbusDeviceEmulator({5: UnitState(65.0, 1.0)}, port=str(pty.a)) as device:
+        link = {"transport": "rtu", "port": str(pty.b), "unit": 5, "timeout_s": 0.3}
+        power = {
+            "ats": {"source": "modbus", "link": link, "interval_s": 0.5,
+                    "register": {"function": 4, "register": 2, "data_type": "int16", "scale": 10},
+                    "positions": {"0": "off", "1": "mains", "2": "generator"}},
+            "generator": {"interval_s": 0.5, "fuel": {
+                "link": link, "interval_s": 1,
+                "register": {"function": 4, "register": 1, "data_type": "int16", "scale": 10}}},
+        }
+        gw = gateway_factory(make_config(power=power))
+        # one poll sets the position, then what it means for the generator: wait for both
+        wait_until(lambda: (s := gw.status()["devices"])["ats"]["position"] == "mains"
+                   and s["generator"]["running"] is False, 10, message="the ATS on mains, generator stopped")
 
-            device.set(5, humidity_pct=2.0)  # the ATS moves to the generator
-            switched = wait_until(lambda: committed_events(gw.config.database_path, kind="power.ats_switched"),
-                                  10, message="power.ats_switched")[0].fields
-            assert (switched["from"], switched["to"]) == ("mains", "generator")
-            started = wait_until(lambda: committed_events(gw.config.database_path, kind="power.generator_started"),
-                                 10, message="power.generator_started")[0].fields
-            assert started["fuel_pct"] == 65.0
+        device.set(5, humidity_pct=2.0)  # the ATS moves to the generator
+        switched = wait_until(lambda: committed_events(gw.config.database_path, kind="power.ats_switched"),
+                              10, message="power.ats_switched")[0].fields
+        assert (switched["from"], switched["to"]) == ("mains", "generator")
+        started = wait_until(lambda: committed_events(gw.config.database_path, kind="power.generator_started"),
+                             10, message="power.generator_started")[0].fields
+        assert started["fuel_pct"] == 65.0
 
-            device.set(5, temperature_c=25.0)  # the tank runs low
-            wait_until(lambda: committed_events(gw.config.database_path, kind="power.refuel_needed"), 10,
-                       message="power.refuel_needed")
-            generator = wait_until(lambda: subscriber.on_topic("dcgate/test-site/test-gw/power/generator"), 15,
-                                   message="the retained generator state")
-            assert json.loads(generator[-1].payload)["running"] is True
-            node = "homeassistant/{}/dcgate_test_site_test_gw/{}/config"
-            ats = json.loads(wait_until(lambda: discovery.on_topic(node.format("sensor", "ats_source")), 10,
-                                        message="ATS discovery")[-1].payload)
-            assert ats["state_topic"] == "dcgate/test-site/test-gw/power/ats" and "generator" in ats["options"]
-            fuel = json.loads(discovery.on_topic(node.format("sensor", "generator_fuel"))[-1].payload)
-            assert fuel["unit_of_measurement"] == "%" and fuel["value_template"] == "{{ value_json.fuel_pct }}"
-            assert discovery.on_topic(node.format("binary_sensor", "generator_running"))
-            assert gw.terminate() == 0
-    finally:
-        pty.stop()
+        device.set(5, temperature_c=25.0)  # the tank runs low
+        wait_until(lambda: committed_events(gw.config.database_path, kind="power.refuel_needed"), 10,
+                   message="power.refuel_needed")
+        generator = wait_until(lambda: subscriber.on_topic("dcgate/test-site/test-gw/power/generator"), 15,
+                               message="the retained generator state")
+        assert json.loads(generator[-1].payload)["running"] is True
+        node = "homeassistant/{}/dcgate_test_site_test_gw/{}/config"
+        ats = json.loads(wait_until(lambda: discovery.on_topic(node.format("sensor", "ats_source")), 10,
+                                    message="ATS discovery")[-1].payload)
+        assert ats["state_topic"] == "dcgate/test-site/test-gw/power/ats" and "generator" in ats["options"]
+        fuel = json.loads(discovery.on_topic(node.format("sensor", "generator_fuel"))[-1].payload)
+        assert fuel["unit_of_measurement"] == "%" and fuel["value_template"] == "{{ value_json.fuel_pct }}"
+        assert discovery.on_topic(node.format("binary_sensor", "generator_running"))
+        assert gw.terminate() == 0
