@@ -15,34 +15,44 @@ BUCKETS = {"raw": None, "minute": 16, "hour": 13, "day": 10}
 
 def readings(db: sqlite_utils.Database, probe: str, *, since: str | None = None, until: str | None = None,
              every: str = "raw") -> Iterator[dict[str, Any]]:
-    """Readings of one probe, oldest first; with `every`, min / mean / max per bucket (failed reads have none)."""
+    """Readings of one probe, oldest first; with `every`, min / mean / max per bucket (failed reads have none).
+
+    Raw readings exist for `[store] readings_raw_days`; older ones are served from the per-minute and
+    hourly aggregates (at their own resolution, so an hourly row stays one row even with `minute`).
+    """
     if every not in BUCKETS:
         raise InvalidValueError(f"--every {every!r} is not one of {', '.join(BUCKETS)}")
-    where = ["kind = 'env.reading'", "json_extract(payload, '$.probe') = ?"]
-    params: list[Any] = [probe]
-    if since:
-        where.append("ts >= ?")
-        params.append(since)
-    if until:
-        where.append("ts < ?")
-        params.append(until)
-    condition = " AND ".join(where)
+    since, until = since or "", until or "\uffff"
     prefix = BUCKETS[every]
     if prefix is None:
-        sql = (f"SELECT ts, json_extract(payload, '$.temperature_c'), json_extract(payload, '$.humidity_pct') "
-               f"FROM events WHERE {condition} ORDER BY seq")
-        for ts, temperature, humidity in db.conn.execute(sql, params):
+        sql = ("SELECT ts, json_extract(payload, '$.temperature_c'), json_extract(payload, '$.humidity_pct') "
+               "FROM events WHERE kind = 'env.reading' AND payload != '' AND json_extract(payload, '$.probe') = ? "
+               "AND ts >= ? AND ts < ? ORDER BY seq")
+        for ts, temperature, humidity in db.conn.execute(sql, (probe, since, until)):
             yield {"ts": ts, "temperature_c": temperature, "humidity_pct": humidity}
         return
-    sql = (
-        f"SELECT substr(ts, 1, {prefix}) AS bucket, count(*), "
-        "min(json_extract(payload, '$.temperature_c')), avg(json_extract(payload, '$.temperature_c')), "
-        "max(json_extract(payload, '$.temperature_c')), "
-        "min(json_extract(payload, '$.humidity_pct')), avg(json_extract(payload, '$.humidity_pct')), "
-        "max(json_extract(payload, '$.humidity_pct')) "
-        f"FROM events WHERE {condition} GROUP BY bucket ORDER BY bucket"
-    )
-    for bucket, count, t_min, t_avg, t_max, h_min, h_avg, h_max in db.conn.execute(sql, params):
+    # partial aggregates from each tier, merged per bucket: a pruned reading is in exactly one tier
+    sql = f"""
+        WITH raw AS (
+          SELECT ts, json_extract(payload, '$.temperature_c') AS t, json_extract(payload, '$.humidity_pct') AS h
+          FROM events WHERE kind = 'env.reading' AND payload != '' AND json_extract(payload, '$.probe') = :probe
+            AND ts >= :since AND ts < :until),
+        parts AS (
+          SELECT substr(ts, 1, {prefix}) AS bucket, count(*) AS n, count(t) AS t_n, min(t) AS t_min, max(t) AS t_max,
+                 total(t) AS t_sum, count(h) AS h_n, min(h) AS h_min, max(h) AS h_max, total(h) AS h_sum
+          FROM raw GROUP BY 1
+          UNION ALL
+          SELECT substr(minute, 1, {prefix}), n, t_n, t_min, t_max, t_sum, h_n, h_min, h_max, h_sum
+          FROM readings_minute WHERE probe = :probe AND minute >= substr(:since, 1, 16) AND minute < :until
+          UNION ALL
+          SELECT substr(hour, 1, {prefix}), n, t_n, t_min, t_max, t_sum, h_n, h_min, h_max, h_sum
+          FROM readings_hour WHERE probe = :probe AND hour >= substr(:since, 1, 13) AND hour < :until)
+        SELECT bucket, sum(n), min(t_min), sum(t_sum) / nullif(sum(t_n), 0), max(t_max),
+               min(h_min), sum(h_sum) / nullif(sum(h_n), 0), max(h_max)
+        FROM parts GROUP BY bucket ORDER BY bucket
+    """
+    rows = db.conn.execute(sql, {"probe": probe, "since": since, "until": until})
+    for bucket, count, t_min, t_avg, t_max, h_min, h_avg, h_max in rows:
         yield {
             "period": bucket, "count": count,
             "temperature_min_c": t_min, "temperature_mean_c": _round(t_avg), "temperature_max_c": t_max,

@@ -77,6 +77,7 @@ class Gateway:
             synchronous=cfg.store.synchronous,
             outbox=cfg.outbox,
             housekeeping_s=cfg.store.housekeeping_s,
+            readings=cfg.store,
         )
         self.forwarder = Forwarder(cfg, self.writer.mark_delivered, self.writer.last_seq)
         self.writer.on_commit = self.forwarder.notify_commit

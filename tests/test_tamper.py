@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config.loader import load_config
-from gateway.store.chain import canonical_fields, event_hash
+from gateway.store.chain import canonical_fields, event_hash, payload_digest
 from gateway.store.events import RESERVED_FIELDS, Event, utc_timestamp
 from gateway.store.ids import uuid7
 from gateway.store.writer import StoreWriter
@@ -38,6 +38,8 @@ class Store:
     def event(self, seq: int) -> Event:
         return self.events[seq - 1]
 
+
+COLUMNS = "seq, id, ts, kind, source, payload, prev_hash, hash, payload_sha256"
 
 def sqlite(db: Path, sql: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([SQLITE3, str(db), sql], capture_output=True, text=True, timeout=30)
@@ -174,8 +176,8 @@ def test_rehashed_event_still_breaks_the_next_link(store: Store) -> None:
     e = store.event(5)
     forged = canonical_fields({"probe": "rack1", "temperature_c": 19.0, "humidity_pct": 50.0})
     digest = event_hash(e.seq, e.id, e.ts, e.kind, e.source, forged, e.prev_hash)
-    tamper(store.db, f"DROP TRIGGER events_no_update; UPDATE events SET payload = '{forged}', hash = '{digest}' "
-                     "WHERE seq = 5")
+    tamper(store.db, f"DROP TRIGGER events_no_update; UPDATE events SET payload = '{forged}', hash = '{digest}', "
+                     f"payload_sha256 = '{payload_digest(forged)}' WHERE seq = 5")
     assert_tampered(
         store, f"link altered at event {store.event(6).id} (seq 6): prev_hash does not match the event before it", 5
     )
@@ -184,8 +186,8 @@ def test_rehashed_event_still_breaks_the_next_link(store: Store) -> None:
 def _replace_event_5(store: Store) -> tuple[Event, str]:
     e = store.event(5)
     forged = canonical_fields({"probe": "rack1", "temperature_c": 19.0, "humidity_pct": 50.0})
-    return e, (f"INSERT OR REPLACE INTO events VALUES (5, '{e.id}', '{e.ts}', '{e.kind}', "
-               f"'{e.source}', '{forged}', '{e.prev_hash}', '{e.hash}')")
+    return e, (f"INSERT OR REPLACE INTO events ({COLUMNS}) VALUES (5, '{e.id}', '{e.ts}', '{e.kind}', "
+               f"'{e.source}', '{forged}', '{e.prev_hash}', '{e.hash}', '{payload_digest(forged)}')")
 
 
 def test_insert_or_replace_is_refused_by_the_insert_trigger(store: Store) -> None:
@@ -209,8 +211,9 @@ def test_forged_event_with_a_valid_chain_is_caught_by_the_head(store: Store) -> 
     event_id, ts = str(uuid7()), utc_timestamp()
     payload = canonical_fields({"door": "main", "user": "intruder"})
     digest = event_hash(11, event_id, ts, "door.opened", "door:main", payload, last.hash)
-    tamper(store.db, f"INSERT INTO events VALUES (11, '{event_id}', '{ts}', 'door.opened', 'door:main', "
-                     f"'{payload}', '{last.hash}', '{digest}')")  # no trigger needs dropping to append
+    tamper(store.db, f"INSERT INTO events ({COLUMNS}) VALUES (11, '{event_id}', '{ts}', 'door.opened', "
+                     f"'door:main', '{payload}', '{last.hash}', '{digest}', '{payload_digest(payload)}')")
+    # (no trigger needs dropping to append)
     assert_tampered(
         store, "event(s) added outside the gateway: the chain head records seq 10, the log goes on to 11", 11
     )

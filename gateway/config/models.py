@@ -109,6 +109,14 @@ class StoreConfig(StrictModel):
     housekeeping_s: float = Field(
         10.0, gt=0, le=3600, description="seconds between outbox bound checks done by the store writer"
     )
+    readings_raw_days: float = Field(
+        7.0, gt=0, description="days each raw env.reading keeps its payload; older readings live on as per-minute "
+                               "aggregates (the chain keeps their hashes, so `dcgate log verify` still checks it)"
+    )
+    readings_minute_days: float = Field(
+        90.0, gt=0, description="days per-minute aggregates are kept; older ones are folded into hourly "
+                                "aggregates, which are kept for good"
+    )
 
 
 class SimProbeConfig(ProbeBase):

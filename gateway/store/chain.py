@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,9 +44,36 @@ def _reject_floats_that_json_cannot_hold(value: Any) -> None:
             _reject_floats_that_json_cannot_hold(item)
 
 
+#: what a pruned event's payload column holds (never valid JSON, so never a real payload)
+PRUNED = ""
+#: the only kind whose payload may be pruned (readings, kept as aggregates); never the logbook
+PRUNABLE_KIND = "env.reading"
+
+
+def payload_digest(payload: str) -> str:
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
 def event_hash(seq: int, event_id: str, ts: str, kind: str, source: str, payload: str, prev_hash: str) -> str:
-    encoded = _HASH_ENCODER.encode([seq, event_id, ts, kind, source, payload, prev_hash]).encode("utf-8")
+    """The chain hash. It covers the payload through its SHA-256, so an old reading's payload can be
+    pruned (its digest kept) and every link and envelope field still verifies."""
+    return event_hash_from_digest(seq, event_id, ts, kind, source, payload_digest(payload), prev_hash)
+
+
+def event_hash_from_digest(seq: int, event_id: str, ts: str, kind: str, source: str, digest: str,
+                           prev_hash: str) -> str:
+    encoded = _HASH_ENCODER.encode([seq, event_id, ts, kind, source, digest, prev_hash]).encode("utf-8")
     return hashlib.sha256(encoded).hexdigest()
+
+
+def _pruning_problem(seq: int, kind: str, digest: str | None, ranges: Sequence[tuple[int, int]]) -> str | None:
+    if kind != PRUNABLE_KIND:
+        return f"payload removed from a {kind} event, which is never pruned"
+    if not digest:
+        return "payload removed without its digest"
+    if not any(first <= seq <= last for first, last in ranges):
+        return "payload removed outside any recorded log.pruned range"
+    return None
 
 
 @dataclass(frozen=True)
@@ -63,7 +90,8 @@ class VerifyResult:
 Row = tuple[int, str, str, str, str, str, str, str]
 
 
-def verify_chain(rows: Iterable[Row], head: tuple[int, str] | None) -> VerifyResult:
+def verify_chain(rows: Iterable[Row | tuple[Any, ...]], head: tuple[int, str] | None,
+                 pruned_ranges: Sequence[tuple[int, int]] = ()) -> VerifyResult:
     """Walk rows (seq, id, ts, kind, source, payload, prev_hash, hash) in seq order.
 
     Stops at the first problem and names the event: content altered (hash mismatch), link
@@ -71,7 +99,9 @@ def verify_chain(rows: Iterable[Row], head: tuple[int, str] | None) -> VerifyRes
     events than the recorded head).
     """
     expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
-    for seq, event_id, ts, kind, source, payload, stored_prev, stored_hash in rows:
+    for row in rows:
+        seq, event_id, ts, kind, source, payload, stored_prev, stored_hash = row[:8]
+        stored_digest = row[8] if len(row) > 8 else None
         if seq < expected_seq:  # seq is the primary key: only a hand edit of seq gets here
             return VerifyResult(
                 False, count, expected_seq - 1, prev_hash,
@@ -90,10 +120,25 @@ def verify_chain(rows: Iterable[Row], head: tuple[int, str] | None) -> VerifyRes
                 f"link altered at event {event_id} (seq {seq}): prev_hash does not match the event before it",
                 seq, event_id,
             )
-        if event_hash(seq, event_id, ts, kind, source, payload, stored_prev) != stored_hash:
+        if payload == PRUNED:
+            problem = _pruning_problem(seq, kind, stored_digest, pruned_ranges)
+            if problem:
+                return VerifyResult(False, count, seq - 1, prev_hash, f"{problem} in event {event_id} (seq {seq})",
+                                    seq, event_id)
+            digest = stored_digest
+        else:
+            digest = payload_digest(payload)
+        if event_hash_from_digest(seq, event_id, ts, kind, source, str(digest), stored_prev) != stored_hash:
             return VerifyResult(
                 False, count, seq - 1, prev_hash,
                 f"content altered in event {event_id} (seq {seq}, kind {kind}): its hash does not match its content",
+                seq, event_id,
+            )
+        if payload != PRUNED and stored_digest is not None and stored_digest != digest:
+            # content and hash agree, but the kept digest was changed: pruning would later trust it
+            return VerifyResult(
+                False, count, seq - 1, prev_hash,
+                f"payload digest altered in event {event_id} (seq {seq}): it does not match the payload",
                 seq, event_id,
             )
         prev_hash, expected_seq, count = stored_hash, seq + 1, count + 1

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 
 import sqlite_utils
 
+from gateway.errors import StoreError
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 
@@ -57,10 +59,41 @@ def _0003_events_insert_only_at_the_end(db: sqlite_utils.Database) -> None:
     )
 
 
+def _0004_prunable_readings(db: sqlite_utils.Database) -> None:
+    if db.execute("SELECT count(*) FROM events").fetchone()[0]:
+        # the chain hash changed to cover sha256(payload) before any release: an older store cannot
+        # be converted without rewriting history, which is the one thing this log must never do
+        raise StoreError(
+            "this event store was written by a pre-release dcgate (chain format 1). Fix: move dcgate.db "
+            "(and its -wal/-shm files) aside to start a new log; keep the old one for reference"
+        )
+    db.execute("ALTER TABLE events ADD COLUMN payload_sha256 TEXT")
+    db.execute("DROP TRIGGER events_no_update")
+    # The one update allowed: emptying an old reading's payload (kept as aggregates) while every
+    # hashed column and the digest stay as they were. Anything else is refused.
+    db.execute(
+        """
+        CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+        WHEN NOT (OLD.kind = 'env.reading' AND NEW.payload = '' AND OLD.payload != ''
+                  AND OLD.payload_sha256 IS NOT NULL AND NEW.payload_sha256 IS OLD.payload_sha256
+                  AND NEW.seq = OLD.seq AND NEW.id = OLD.id AND NEW.ts = OLD.ts AND NEW.kind = OLD.kind
+                  AND NEW.source = OLD.source AND NEW.prev_hash = OLD.prev_hash AND NEW.hash = OLD.hash)
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END
+        """
+    )
+    for table, key in (("readings_minute", "minute"), ("readings_hour", "hour")):
+        db[table].create(
+            {"probe": str, key: str, "n": int, "t_n": int, "t_min": float, "t_max": float, "t_sum": float,
+             "h_n": int, "h_min": float, "h_max": float, "h_sum": float},
+            pk=("probe", key),
+        )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_events", _0001_events),
     ("0002_outbox", _0002_outbox),
     ("0003_events_insert_only_at_the_end", _0003_events_insert_only_at_the_end),
+    ("0004_prunable_readings", _0004_prunable_readings),
 ]
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from gateway.config.models import OutboxConfig
 from gateway.errors import StoreError
-from gateway.store.chain import event_hash
+from gateway.store.chain import event_hash_from_digest, payload_digest
 from gateway.store.database import open_for_writing
 from gateway.store.events import (
     Event,
@@ -30,6 +30,7 @@ from gateway.store.events import (
     validate_event,
 )
 from gateway.store.ids import uuid7
+from gateway.store.readings_history import fold_into_minutes, fold_minutes_into_hours, prunable
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +95,13 @@ class StoreWriter:
         synchronous: str = "full",
         outbox: OutboxConfig | None = None,
         housekeeping_s: float = 10.0,
+        readings: Any = None,
         on_commit: Callable[[int], None] | None = None,
     ) -> None:
         self.path = path
         self._synchronous = synchronous
         self._outbox_limits = outbox or OutboxConfig()
+        self._readings = readings  # StoreConfig-like: readings_raw_days, readings_minute_days (None: keep raw)
         self._housekeeping_s = housekeeping_s
         self.on_commit = on_commit
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -186,7 +189,12 @@ class StoreWriter:
             # bounds are checked every housekeeping_s (as configured), not after every batch: checking
             # whenever the outbox is full would record one `outbox.dropped` per batch during an outage
             if stopping or time.monotonic() >= self._next_housekeeping:
-                self._housekeeping()
+                try:
+                    self._housekeeping()
+                except Exception:  # housekeeping must never take the one writer down with it
+                    self._next_housekeeping = time.monotonic() + self._housekeeping_s
+                    self.last_error = "housekeeping failed; see the service log"
+                    log.exception("store: housekeeping failed")
 
     def _drain(self) -> list[Any]:
         items = []
@@ -196,8 +204,10 @@ class StoreWriter:
             except queue.Empty:
                 return items
 
-    def _commit(self, batch: list[Any], *, drop_through: int | None = None) -> bool:
-        """Commit a batch in one transaction; `drop_through` also removes outbox rows up to that seq."""
+    def _commit(self, batch: list[Any], *, drop_through: int | None = None,
+                inside: Callable[[sqlite3.Connection], None] | None = None) -> bool:
+        """Commit a batch in one transaction; `drop_through` also removes outbox rows up to that seq,
+        and `inside(conn)` runs in the same transaction first (so a change and its record commit together)."""
         seq, prev_hash = self._head_seq, self._head_hash
         rows: list[tuple[Any, ...]] = []
         pendings: list[PendingEvent] = []
@@ -207,8 +217,9 @@ class StoreWriter:
                 kind, source, payload, pending = item
                 seq += 1
                 event_id, ts = uuid7.text(), utc_timestamp()
-                digest = event_hash(seq, event_id, ts, kind, source, payload, prev_hash)
-                rows.append((seq, event_id, ts, kind, source, payload, prev_hash, digest))
+                body_digest = payload_digest(payload)
+                digest = event_hash_from_digest(seq, event_id, ts, kind, source, body_digest, prev_hash)
+                rows.append((seq, event_id, ts, kind, source, payload, prev_hash, digest, body_digest))
                 pendings.append(pending)
                 prev_hash = digest
             else:
@@ -219,8 +230,12 @@ class StoreWriter:
             conn.execute("BEGIN IMMEDIATE")
             if drop_through is not None:
                 dropped = conn.execute("DELETE FROM outbox WHERE seq <= ?", (drop_through,)).rowcount
+            if inside is not None:
+                inside(conn)
             if rows:
-                conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                conn.executemany(
+                    "INSERT INTO events (seq, id, ts, kind, source, payload, prev_hash, hash, payload_sha256) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
                 conn.executemany("INSERT INTO outbox (seq) VALUES (?)", [(r[0],) for r in rows])
                 conn.execute(
                     "INSERT INTO chain_head (one, seq, hash) VALUES (1, ?, ?) "
@@ -246,7 +261,7 @@ class StoreWriter:
         self.committed_total += len(rows)
         self.last_error = None
         for pending, row in zip(pendings, rows, strict=True):
-            pending._resolve(Event(*row))
+            pending._resolve(Event(*row[:8]))
         if pendings:
             _wake_waiters()
         if rows and self.on_commit is not None:
@@ -262,11 +277,35 @@ class StoreWriter:
         row = conn.execute("SELECT max(seq) FROM events WHERE ts < ? AND ts >= ?", (cutoff, CLOCK_FLOOR)).fetchone()
         if row[0] is not None:
             self._drop_through(row[0], "max_age", f"older than {limits.max_age_days:g} days")
+        if self._readings is not None:
+            self._compact_readings()
         over = self._depth - limits.max_rows
         if over > 0:
             # leave room for the event that records this drop
             last = conn.execute("SELECT seq FROM outbox ORDER BY seq LIMIT 1 OFFSET ?", (over,)).fetchone()
             self._drop_through(last[0] if last else self._head_seq, "max_rows", f"over {limits.max_rows} rows")
+
+    def _compact_readings(self) -> None:
+        """Old readings give up their payload to the minute aggregates; old minutes become hours."""
+        now = time.time_ns()
+        raw_cutoff = utc_timestamp(now - int(self._readings.readings_raw_days * 86400e9))
+        rows = prunable(self._conn, raw_cutoff, CLOCK_FLOOR)
+        if rows:
+            fields = {"pruned_kind": "env.reading", "count": len(rows), "first_seq": rows[0][0],
+                      "last_seq": rows[-1][0], "before": raw_cutoff}
+            record = ("log.pruned", "gateway", validate_event("log.pruned", "gateway", fields), PendingEvent())
+            # the aggregates, the emptied payloads and their record commit together, or none of them
+            self._commit([record], inside=lambda conn: fold_into_minutes(conn, rows))
+        minute_cutoff = utc_timestamp(now - int(self._readings.readings_minute_days * 86400e9))[:16]
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            fold_minutes_into_hours(conn, minute_cutoff)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            log.error("store: folding minute aggregates failed: %s", exc)
 
     def _drop_through(self, last_seq: int, reason: str, detail: str) -> None:
         conn = self._conn
