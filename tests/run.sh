@@ -13,7 +13,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../hardware/setup.sh"
 
 ensure_apt_packages mosquitto mosquitto-clients nut-server socat sqlite3
-ensure_venv dev
+ensure_venv dev,face
 
 cd "$DCGATE_ROOT"
 echo "tests/run.sh: ruff check ." >&2
