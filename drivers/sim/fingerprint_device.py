@@ -38,6 +38,7 @@ import threading
 import serial
 
 from drivers.errors import InvalidValueError
+from drivers.sim.console import serve_commands
 
 START = b"\xef\x01"
 COMMAND, DATA, ACK, END_DATA = 0x01, 0x02, 0x07, 0x08
@@ -457,20 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     emulator = FingerprintEmulator(args.port, capacity=args.capacity, password=args.password, baudrate=args.baud)
     emulator.start()
-    print(f"ready: fingerprint sensor on {args.port}, {args.capacity} pages", flush=True)
-    try:
-        for line in sys.stdin:
-            try:
-                reply = _command(emulator, line)
-            except (InvalidValueError, ValueError) as exc:
-                reply = f"error: {exc}"
-            if reply:
-                print(reply, flush=True)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()
-    return 0
+    return serve_commands(emulator, _command, f"ready: fingerprint sensor on {args.port}, {args.capacity} pages")
 
 
 if __name__ == "__main__":

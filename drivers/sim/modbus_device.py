@@ -37,6 +37,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from drivers.errors import InvalidValueError
 from drivers.modbus.profiles import XY_MD02_ID_REGISTER, Quantity
+from drivers.sim.console import serve_commands
 
 FAULTS = ("none", "silent", "bad_crc", "exception")
 MODELS = ("xy-md02", "sht20")
@@ -268,20 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     emulator = ModbusDeviceEmulator({u: state for u in parse_units(args.units)}, port=args.port, tcp=tcp,
                                     baudrate=args.baud)
     emulator.start()
-    print(f"ready: units {emulator.units} on {args.port or args.tcp}", flush=True)
-    try:
-        for line in sys.stdin:
-            try:
-                reply = _command(emulator, line)
-            except (InvalidValueError, ValueError) as exc:
-                reply = f"error: {exc}"
-            if reply:
-                print(reply, flush=True)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()
-    return 0
+    return serve_commands(emulator, _command, f"ready: units {emulator.units} on {args.port or args.tcp}")
 
 
 if __name__ == "__main__":
