@@ -62,6 +62,8 @@ class Gateway:
         self.alarms: AlarmManager | None = None
         self.ups: UpsMonitor | None = None
         self.power: Any = None
+        self.doors: Any = None  # gateway.doors.DoorSet, when [[doors]] are configured
+        self.desk: Any = None  # gateway.access_desk.AccessDesk
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -113,12 +115,30 @@ class Gateway:
             self.power = PowerMonitor(readers.ats, readers.running, readers.fuel, cfg.power, self._emit,
                                       learned=_learned_burn_rate(cfg))
             self.power.start()
+        self._start_access()
         from gateway.control.server import ControlServer  # only the service needs the server side
 
         self._control = ControlServer(cfg.control_socket_path, self._control_handlers())
         self._control.start()
         self._notifier.ready(f"forwarding to {cfg.mqtt.host}:{cfg.mqtt.port}")
         self._ready = True
+
+    def _start_access(self) -> None:
+        """People, templates and doors; the door hardware is only touched when [[doors]] are configured."""
+        from access.crypto import TemplateCipher
+        from access.people import PeopleRegistry
+        from gateway.access_desk import AccessDesk
+
+        cfg = self.config
+        assert self.writer is not None
+        cipher = TemplateCipher.from_file(cfg.access.key_file) if cfg.access.key_file is not None else None
+        registry = PeopleRegistry(cfg.database_path, self.writer, cipher)
+        if cfg.doors:
+            from gateway.doors import DoorSet
+
+            self.doors = DoorSet(cfg, registry, self._emit)
+            self.doors.start()
+        self.desk = AccessDesk(cfg, registry, self.doors)
 
     def run_until_stopped(self) -> bool:
         """Block until SIGTERM/SIGINT (or `request_stop`), pinging the systemd watchdog meanwhile.
@@ -140,6 +160,8 @@ class Gateway:
         """Every health check: time-based alarms (a silent probe goes stale) and the UPS state topic."""
         if self.alarms is not None:
             self.alarms.tick()
+        if self.doors is not None:
+            self.doors.tick()
         if self.forwarder is None:
             return
         states = {}
@@ -148,6 +170,11 @@ class Gateway:
         if self.power is not None:
             states[f"{self.config.base_topic}/power/ats"] = self.power.ats_state()
             states[f"{self.config.base_topic}/power/generator"] = self.power.generator_state()
+        if self.doors is not None:
+            for name, snapshot in self.doors.snapshot().items():
+                states[f"{self.config.base_topic}/door/{name}"] = {
+                    k: snapshot[k] for k in ("state", "locked", "door_open", "held_open", "forced", "faults")
+                } | {"inside": len(self.doors.presence)}
         for topic, state in states.items():
             self.forwarder.publish_retained(topic, json.dumps(state, separators=(",", ":"), default=str))
 
@@ -166,6 +193,8 @@ class Gateway:
             self.ups.stop()
         if self.power is not None:
             self.power.stop()
+        if self.doors is not None:
+            self.doors.stop()  # every door locked before the last events are written
         if self.writer is not None and self.writer.alive:
             try:
                 self.writer.append_and_wait(
@@ -208,12 +237,17 @@ class Gateway:
             "alarm.list": lambda _params: self._alarms().active(),
             "probe.read": self._probe_read,
             "alarm.ack": self._alarm_ack,
+            **(self.desk.handlers() if self.desk is not None else {}),
         }
 
     def _sim_set(self, params: Mapping[str, Any]) -> dict[str, Any]:
         device, name, values = params.get("device"), params.get("name"), params.get("values")
         if not isinstance(device, str) or not isinstance(name, str) or not isinstance(values, dict):
             raise InvalidValueError("sim.set needs device, name and values")
+        if device == "door":
+            from gateway.sim_doors import set_sim_door
+
+            return {device: name, "state": set_sim_door(self.doors, name, values)}
         state = self.world.set(device, name, values)
         if device == "probe" and self.poller is not None:
             self.poller.read_soon(name)
@@ -265,6 +299,7 @@ class Gateway:
                    if self.power is not None else {}),
             },
             "alarms": self._alarms().active(),
+            **({"doors": self.doors.snapshot(), "inside": self.doors.inside()} if self.doors is not None else {}),
         }
 
 

@@ -16,7 +16,15 @@ SIM_DIR="$DCGATE_ROOT/.dcgate-sim"          # the sim config's data_dir
 BROKER_HOST=127.0.0.1
 BROKER_PORT=1883
 
-ensure_venv ""
+# the sim door has a (simulated) camera: face recognition runs for real on what it is shown
+ensure_venv face
+
+# biometric templates are encrypted at rest; the sim keeps its key beside its data
+mkdir -p "$SIM_DIR"
+chmod 700 "$SIM_DIR"
+if [[ ! -e "$SIM_DIR/biometric.key" ]]; then
+    "$DCGATE_VENV/bin/dcgate" key generate "$SIM_DIR/biometric.key" >&2
+fi
 
 port_open() {
     (exec 3<>"/dev/tcp/$BROKER_HOST/$BROKER_PORT") 2>/dev/null
@@ -76,6 +84,9 @@ cat >&2 <<EOF
 run-sim: watch what is forwarded:  mosquitto_sub -h $BROKER_HOST -t 'dcgate/#' -v
 run-sim: poke the simulator:       .venv/bin/dcgate sim set probe rack1 temperature=27.5 --config hardware/config/sim.toml
 run-sim: more:                     .venv/bin/dcgate status --config hardware/config/sim.toml
+run-sim: the door:                 .venv/bin/dcgate person add --name "Budi" --nip 199001012015011001 --role staff --config hardware/config/sim.toml
+                                   .venv/bin/dcgate enroll face ID --image PHOTO.jpg --config hardware/config/sim.toml
+                                   .venv/bin/dcgate door present main --face PHOTO2.jpg --config hardware/config/sim.toml
 EOF
 
 # The gateway runs as a child (not exec) so the broker is stopped when it ends. Ctrl-C or SIGTERM

@@ -382,7 +382,8 @@ def test_gpio_output_without_the_library_names_the_package() -> None:
 
 # -- config --------------------------------------------------------------------------------------
 
-BASE = {"name": "ruang-server", "auth": "face_or_finger", "lock_pin": 23, "contact_pin": 24, "exit_button_pin": 25}
+BASE = {"name": "ruang-server", "auth": "face_or_finger", "lock_pin": 23, "contact_pin": 24, "exit_button_pin": 25,
+        "fingerprint": {"port": "sim"}}
 
 
 def test_door_config_defaults_and_every_field_described() -> None:

@@ -20,6 +20,7 @@ Faults (`fault(mode, times=None)`), each until cleared or for `times` commands i
   * "image_fail": GenImg answers 0x03;  "messy": Img2Tz answers 0x06;  "few_features": 0x07
   * "flash_error": Store answers 0x18;  "line_noise": the next command arrives corrupted (-> 0x01)
   * "bad_checksum": replies carry a wrong checksum;  "silent": nothing is answered
+  * "search_error": Search answers 0x01, an error after the image was taken (a fault mid-presentation)
 
     python -m drivers.sim.fingerprint_device --port /tmp/ttyFP --capacity 200
 
@@ -34,6 +35,7 @@ import random
 import struct
 import sys
 import threading
+from typing import Any
 
 import serial
 
@@ -51,7 +53,8 @@ NO_MATCH, NOT_FOUND, ENROLL_MISMATCH, BAD_LOCATION, READ_TEMPLATE_ERROR = 0x08, 
 UPLOAD_ERROR, DELETE_FAIL, WRONG_PASSWORD, NO_IMAGE, FLASH_ERROR = 0x0D, 0x10, 0x13, 0x15, 0x18
 MUST_VERIFY, MODULE_OK = 0x21, 0x55
 
-FAULTS = ("none", "image_fail", "messy", "few_features", "flash_error", "line_noise", "bad_checksum", "silent")
+FAULTS = ("none", "image_fail", "messy", "few_features", "flash_error", "line_noise", "bad_checksum", "silent",
+          "search_error")
 SCAN_NOISE_BYTES = 12  # bytes one scan differs from the finger's canonical template
 MATCH_FRACTION = 0.9   # share of equal bytes above which two templates are the same finger
 
@@ -118,6 +121,7 @@ class FingerprintEmulator:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._serial: serial.Serial | None = None
+        self._owns_serial = True
         self._thread: threading.Thread | None = None
         self.commands: list[int] = []  # instruction codes in arrival order, for tests to wait on
         self.bad_packets = 0
@@ -152,9 +156,13 @@ class FingerprintEmulator:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def start(self) -> FingerprintEmulator:
+    def start(self, device: Any = None) -> FingerprintEmulator:
+        """Serve on `port`, or on `device`: an open serial-like object (read with a timeout, write, flush,
+        cancel_read; e.g. `drivers.sim.pty_link.PtyLink.device`). A device given here stays the caller's
+        to close."""
         # opened here, in the caller's thread, so a wrong path fails at once and not in the thread
-        self._serial = serial.Serial(self.port, self.baudrate, timeout=1.0)
+        self._owns_serial = device is None
+        self._serial = serial.Serial(self.port, self.baudrate, timeout=1.0) if device is None else device
         self._thread = threading.Thread(target=self._run, name="fingerprint-emulator", daemon=True)
         self._thread.start()
         return self
@@ -165,7 +173,7 @@ class FingerprintEmulator:
             self._serial.cancel_read()  # wakes the blocked read at once instead of after its timeout
         if self._thread is not None:
             self._thread.join(10)
-        if self._serial is not None:
+        if self._serial is not None and self._owns_serial:
             self._serial.close()
 
     def __enter__(self) -> FingerprintEmulator:
@@ -310,6 +318,9 @@ class FingerprintEmulator:
 
     def _search(self, params: bytes) -> None:
         buffer, start, count = struct.unpack(">BHH", params[:5])
+        if self._take_fault("search_error"):
+            self._reply(bytes([PACKET_ERROR]) + struct.pack(">HH", 0, 0))
+            return
         probe = self._buffers.get(buffer)
         with self._lock:
             candidates = [(match_score(probe, t), page) for page, t in self._library.items()

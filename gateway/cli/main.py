@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from gateway import __version__
 from gateway.cli import (
+    access_cmd,
     alarm_cmd,
     config_cmd,
     doctor_cmd,
@@ -30,7 +31,7 @@ from gateway.errors import DcgateError
 
 COMMAND_MODULES = (
     run_cmd, config_cmd, status_cmd, doctor_cmd, read_cmd, events_cmd, readings_cmd, log_cmd, alarm_cmd, power_cmd,
-    modbus_cmd, sim_cmd,
+    modbus_cmd, sim_cmd, access_cmd,
 )
 
 

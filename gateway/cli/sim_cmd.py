@@ -18,9 +18,10 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "set", parents=[common],
         help="set what a simulated device senses, e.g. `sim set probe rack1 temperature=27.5 humidity=50`",
         description="Probe keys: temperature (°C), humidity (%), noise (±), "
-                    "fault (none|timeout|checksum|disconnected).",
+                    "fault (none|timeout|checksum|disconnected). Door keys: open=1|0 (push it / let it shut), "
+                    "force=1 (open whatever the lock says), exit=1 (press the exit button), lock_power=0|1.",
     )
-    setter.add_argument("device", choices=["probe"], help="kind of simulated device")
+    setter.add_argument("device", choices=["probe", "door"], help="kind of simulated device")
     setter.add_argument("name", help="the device's name from the config")
     setter.add_argument("values", nargs="+", metavar="KEY=VALUE", help="settings to change")
     setter.set_defaults(handler=_set)

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from gateway.config.access import AccessConfig
 from gateway.config.base import (
     SLUG,
     FilePath,
@@ -21,6 +22,7 @@ from gateway.config.base import (
     read_secret,
     resolve_path,
 )
+from gateway.config.doors import DoorList
 from gateway.config.modbus import ModbusRtuProbeConfig, ModbusTcpProbeConfig, bus_conflicts
 from gateway.config.power import PowerConfig
 from gateway.config.thresholds import ThresholdConfig
@@ -179,6 +181,36 @@ class Config(StrictModel):
         None, description="the automatic transfer switch (ATS), the generator and its fuel: [power.ats], "
                           "[power.generator]"
     )
+    access: AccessConfig = Field(
+        default_factory=AccessConfig,
+        description="who may enter when: the template key, the time zone, second-factor window, role rules",
+    )
+    doors: DoorList = Field(default_factory=list, description="[[doors]]: the doors this gateway controls")
+
+    @model_validator(mode="after")
+    def _doors_need_a_key_and_free_pins(self) -> Config:
+        if self.doors and self.access.key_file is None:
+            raise ValueError(
+                "[[doors]] are configured but access.key_file is not set; biometric templates are stored "
+                "encrypted. Fix: dcgate key generate /etc/dcgate/biometric.key, then [access] key_file = that path"
+            )
+        power_pins: dict[int, str] = {}
+        if self.power is not None:
+            ats = self.power.ats
+            for key in ("mains_pin", "generator_pin"):
+                if ats is not None and getattr(ats, key, None) is not None:
+                    power_pins[getattr(ats, key)] = f"power.ats.{key}"
+            generator = self.power.generator
+            if generator is not None and getattr(generator, "running_pin", None) is not None:
+                power_pins[generator.running_pin] = "power.generator.running_pin"
+        for door in self.doors:
+            if door.gpio == "sim":
+                continue
+            for key, pin in door.pins().items():
+                if pin in power_pins:
+                    raise ValueError(f"pin {pin} is {power_pins[pin]} and door {door.name!r} {key}. "
+                                     "Fix: one pin per signal")
+        return self
 
     @model_validator(mode="after")
     def _probe_thresholds(self) -> Config:
@@ -236,4 +268,6 @@ class Config(StrictModel):
         """Values that must never reach a log line."""
         password = self.mqtt.read_password()
         ups_password = self.ups.read_password() if self.ups else None
-        return [s for s in (password, ups_password) if s]
+        sensors = [read_secret(reader.password_file) for door in self.doors
+                   for reader in (door.fingerprint, door.exit_fingerprint) if reader is not None]
+        return [s for s in (password, ups_password, *sensors) if s]

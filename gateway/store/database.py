@@ -27,6 +27,8 @@ def open_for_writing(path: Path, *, synchronous: str = "full") -> sqlite_utils.D
             raise StoreError(f"{path}: SQLite refused WAL mode (got {mode!r}); the data_dir must be a local disk")
         conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
         conn.execute("PRAGMA foreign_keys = ON")
+        # deleted rows (revoked biometric templates above all) are overwritten, not just unlinked
+        conn.execute("PRAGMA secure_delete = ON")
         db = sqlite_utils.Database(conn)
         apply_migrations(db)
         return db

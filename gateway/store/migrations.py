@@ -89,11 +89,47 @@ def _0004_prunable_readings(db: sqlite_utils.Database) -> None:
         )
 
 
+def _0005_access(db: sqlite_utils.Database) -> None:
+    # People who may open the door, and their biometric templates. A template row holds only
+    # AES-GCM ciphertext (access/crypto.py); revocation deletes the rows, and the writer runs with
+    # secure_delete so the freed pages are zeroed rather than left for a file carver.
+    db.executescript(
+        """
+        CREATE TABLE people (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            nip TEXT NOT NULL UNIQUE,
+            role TEXT NOT NULL CHECK (role IN ('staff', 'officer', 'admin')),
+            active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+            enrolled_by TEXT NOT NULL,
+            enrolled_at TEXT NOT NULL,
+            revoked_at TEXT,
+            revoked_by TEXT
+        );
+        CREATE TABLE templates (
+            id TEXT PRIMARY KEY,
+            person_id TEXT NOT NULL REFERENCES people (id),
+            method TEXT NOT NULL CHECK (method IN ('face', 'finger')),
+            slot INTEGER,
+            samples INTEGER NOT NULL,
+            nonce BLOB NOT NULL,
+            ciphertext BLOB NOT NULL,
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            CHECK ((method = 'finger') = (slot IS NOT NULL))
+        );
+        CREATE UNIQUE INDEX templates_finger_slot ON templates (slot) WHERE method = 'finger';
+        CREATE INDEX templates_person ON templates (person_id);
+        """
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_events", _0001_events),
     ("0002_outbox", _0002_outbox),
     ("0003_events_insert_only_at_the_end", _0003_events_insert_only_at_the_end),
     ("0004_prunable_readings", _0004_prunable_readings),
+    ("0005_access", _0005_access),
 ]
 
 

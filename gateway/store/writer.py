@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config.models import OutboxConfig
-from gateway.errors import StoreError
+from gateway.errors import DcgateError, StoreError
 from gateway.store.chain import event_hash_from_digest, payload_digest
 from gateway.store.database import open_for_writing
 from gateway.store.events import (
@@ -39,6 +39,7 @@ MAX_BATCH = 5000
 #: in 1970 until NTP answers); their age is unknowable, so they are never dropped for age
 CLOCK_FLOOR = "2025-01-01T00:00:00.000Z"
 _STOP = object()
+_CHECKPOINT = object()
 
 
 # One condition for every waiter, notified once per committed batch: most appended events are
@@ -49,12 +50,13 @@ _RESOLVED = threading.Condition()
 class PendingEvent:
     """A queued event; `result()` waits until it is committed (or failed)."""
 
-    __slots__ = ("done", "error", "event")
+    __slots__ = ("done", "error", "event", "value")
 
     def __init__(self) -> None:
         self.done = False
         self.event: Event | None = None
         self.error: BaseException | None = None
+        self.value: Any = None  # what an `inside` change returned
 
     def _resolve(self, event: Event | None, error: BaseException | None = None) -> None:
         """Record the outcome; the writer then wakes waiters once for the whole batch."""
@@ -65,10 +67,22 @@ class PendingEvent:
             finished = _RESOLVED.wait_for(lambda: self.done, timeout)
         if not finished:
             raise StoreError(f"event not committed within {timeout} s (store writer busy or stopped)")
+        if isinstance(self.error, DcgateError):
+            raise self.error  # a refused change (a NIP used twice, a revoked person) says so itself
         if self.error is not None:
             raise StoreError(f"event was not committed: {self.error}") from self.error
         assert self.event is not None
         return self.event
+
+
+class _Change:
+    """An event with a change to other tables, committed alone in one transaction with it."""
+
+    __slots__ = ("inside", "kind", "payload", "pending", "source")
+
+    def __init__(self, kind: str, source: str, payload: str, pending: PendingEvent,
+                 inside: Callable[[sqlite3.Connection], Any]) -> None:
+        self.kind, self.source, self.payload, self.pending, self.inside = kind, source, payload, pending, inside
 
 
 def _wake_waiters() -> None:
@@ -125,22 +139,42 @@ class StoreWriter:
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self._thread.start()
 
-    def append(self, kind: str, source: str, fields: Mapping[str, Any] | None = None) -> PendingEvent:
-        """Queue an event; validated here, in the caller's thread, so bad input fails at its source."""
+    def append(self, kind: str, source: str, fields: Mapping[str, Any] | None = None,
+               inside: Callable[[sqlite3.Connection], Any] | None = None) -> PendingEvent:
+        """Queue an event; validated here, in the caller's thread, so bad input fails at its source.
+
+        With `inside`, the writer runs ``inside(conn)`` in the same transaction as the event (a person
+        added and its `person.added` record commit together or not at all); its return value is on
+        ``pending.value`` and an exception it raises refuses both.
+        """
         payload = validate_event(kind, source, fields or {})
         if not self._accepting:
             raise StoreError("the store writer is not running; event refused: " + kind)
         pending = PendingEvent()
-        self._queue.put((kind, source, payload, pending))
+        if inside is None:
+            self._queue.put((kind, source, payload, pending))
+        else:
+            self._queue.put(_Change(kind, source, payload, pending, inside))
         return pending
 
     def append_and_wait(self, kind: str, source: str, fields: Mapping[str, Any] | None = None,
                         timeout: float = 10.0) -> Event:
         return self.append(kind, source, fields).result(timeout)
 
+    def change(self, kind: str, source: str, fields: Mapping[str, Any],
+               inside: Callable[[sqlite3.Connection], Any], timeout: float = 10.0) -> Any:
+        """Run `inside(conn)` and record the event in one transaction; returns what `inside` returned."""
+        pending = self.append(kind, source, fields, inside)
+        pending.result(timeout)
+        return pending.value
+
     def mark_delivered(self, seqs: Iterable[int]) -> None:
         """The broker acknowledged these: drop them from the outbox (in the next batch)."""
         self._queue.put(tuple(seqs))
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database and truncate it (after erasing templates: the WAL keeps old pages)."""
+        self._queue.put(_CHECKPOINT)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Commit everything queued so far, then stop. Events appended after this are refused."""
@@ -184,8 +218,13 @@ class StoreWriter:
                 stopping = True
                 batch = [item for item in batch if item is not _STOP]
                 batch += self._drain()
+            checkpoint = _CHECKPOINT in batch
+            if checkpoint:
+                batch = [item for item in batch if item is not _CHECKPOINT]
             if batch:
-                self._commit(batch)
+                self._commit_in_order(batch)
+            if checkpoint:
+                self._checkpoint()
             # bounds are checked every housekeeping_s (as configured), not after every batch: checking
             # whenever the outbox is full would record one `outbox.dropped` per batch during an outage
             if stopping or time.monotonic() >= self._next_housekeeping:
@@ -196,6 +235,15 @@ class StoreWriter:
                     self.last_error = "housekeeping failed; see the service log"
                     log.exception("store: housekeeping failed")
 
+    def _checkpoint(self) -> None:
+        try:
+            busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            log.error("store: WAL checkpoint failed: %s", exc)
+            return
+        if busy:  # a reader held an old snapshot; the next automatic checkpoint overwrites those frames
+            log.info("store: WAL checkpoint could not truncate while a reader was active")
+
     def _drain(self) -> list[Any]:
         items = []
         while True:
@@ -203,6 +251,21 @@ class StoreWriter:
                 items.append(self._queue.get_nowait())
             except queue.Empty:
                 return items
+
+    def _commit_in_order(self, batch: list[Any]) -> None:
+        """Plain events commit as one batch; a `_Change` commits alone, so its failure refuses only itself."""
+        plain: list[Any] = []
+        for item in batch:
+            if isinstance(item, _Change):
+                if plain:
+                    self._commit(plain)
+                    plain = []
+                record = (item.kind, item.source, item.payload, item.pending)
+                self._commit([record], inside=item.inside)
+            else:
+                plain.append(item)
+        if plain:
+            self._commit(plain)
 
     def _commit(self, batch: list[Any], *, drop_through: int | None = None,
                 inside: Callable[[sqlite3.Connection], None] | None = None) -> bool:
@@ -230,8 +293,7 @@ class StoreWriter:
             conn.execute("BEGIN IMMEDIATE")
             if drop_through is not None:
                 dropped = conn.execute("DELETE FROM outbox WHERE seq <= ?", (drop_through,)).rowcount
-            if inside is not None:
-                inside(conn)
+            value = inside(conn) if inside is not None else None
             if rows:
                 conn.executemany(
                     "INSERT INTO events (seq, id, ts, kind, source, payload, prev_hash, hash, payload_sha256) "
@@ -247,11 +309,16 @@ class StoreWriter:
                 for span in _spans(delivered)
             )
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except Exception as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            self.last_error = f"commit failed: {exc}"
-            log.error("store: %s (%d events refused)", self.last_error, len(rows))
+            if not isinstance(exc, sqlite3.Error) and inside is None:
+                raise
+            if isinstance(exc, DcgateError):  # a change refused on its merits; the store itself is fine
+                log.info("store: change refused: %s", exc)
+            else:
+                self.last_error = f"commit failed: {exc}"
+                log.error("store: %s (%d events refused)", self.last_error, len(rows))
             for pending in pendings:
                 pending._resolve(None, exc)
             _wake_waiters()
@@ -261,6 +328,7 @@ class StoreWriter:
         self.committed_total += len(rows)
         self.last_error = None
         for pending, row in zip(pendings, rows, strict=True):
+            pending.value = value
             pending._resolve(Event(*row[:8]))
         if pendings:
             _wake_waiters()
