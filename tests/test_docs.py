@@ -106,6 +106,10 @@ def _sections() -> list[tuple[str, list[type[BaseModel]]]]:
     sections: list[tuple[str, list[type[BaseModel]]]] = [("### Top-level keys", [Config])]
     for name, field in Config.model_fields.items():
         models = _models_in(field.annotation)
+        # these sections document their nested tables ([doors.camera], [access.roles.staff]) row by row too
+        for model in models if name in ("access", "doors") else []:
+            for inner in model.model_fields.values():
+                models += [m for m in _models_in(inner.annotation) if m not in models]
         if models:
             is_array = typing.get_origin(field.annotation) is list
             sections.append((f"### `[[{name}]]`" if is_array else f"### `[{name}]`", models))

@@ -2,17 +2,17 @@
 
     [[doors]]
     name = "ruang-server"
-    auth = "face_or_finger"
-    lock_pin = 23
-    contact_pin = 24
-    exit_button_pin = 25
+    auth = "face_and_finger"
+    lock_pin = 25
+    contact_pin = 23
+    exit_button_pin = 24
     unlock_s = 5
     held_open_s = 30
 
     [doors.camera]
     source = 0                      # /dev/video0; or "rtsp://...", a video file, or "sim"
     [doors.fingerprint]
-    port = "/dev/ttyAMA0"           # or "sim"
+    port = "/dev/serial0"           # the Pi's UART (GPIO14/15); or "sim"
     baudrate = 57600
 
 `DoorList` checks what spans doors (unique names, no pin used twice); `gateway.config.models.Config`
@@ -42,7 +42,6 @@ class CameraConfig(StrictModel):
         description='camera: a device index (0 = /dev/video0), an RTSP/HTTP URL, a video file, or "sim" (a '
                     "simulated camera that sees what `dcgate door present` shows it)",
     )
-    max_fps: float = Field(10.0, gt=0, le=30, description="frames read per second at most, while someone is there")
     idle_fps: float = Field(
         2.0, gt=0, le=30, description="frames read per second while nothing moves (a cheap motion check only)",
     )
