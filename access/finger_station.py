@@ -107,7 +107,10 @@ def _digest(template: bytes) -> bytes:
 def _message(exc: BaseException) -> str:
     # the project's errors carry a readable message with a fix; anything else (termios.error from a
     # vanished pty, a bug) is named by its type so the status still says what happened
-    return str(exc) if isinstance(exc, DcgateError) else f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, DcgateError):
+        return str(exc)
+    kind = type(exc)
+    return f"the fingerprint sensor failed: {kind.__module__}.{kind.__qualname__}: {exc}"
 
 
 class FingerStation:
@@ -201,9 +204,9 @@ class FingerStation:
                     self._sim.remove()  # a leftover simulated finger would otherwise be "presented" next poll
                 self._operation_failed(exc)
                 raise
+            self._worked_locked()
             # the finger is still on the sensor after the second scan: it must not also count as a
             # presentation (which would open the door) until it has been lifted
-            self._worked_locked()
             self._finger_down = True
             self._digests[slot] = _digest(template)
             self._set_slots(lambda slots: slots | {slot})
@@ -229,7 +232,7 @@ class FingerStation:
             batch = _Batch(report.failed)
             # revocations first: a page that is no longer wanted must be gone even if a later store fails
             for slot in sorted(present - wanted.keys()):
-                if self._step(batch, slot, lambda reader, slot: self._delete_locked(reader, slot)):
+                if self._step(batch, slot, self._delete_locked):
                     report.removed.append(slot)
             for slot in sorted(wanted):
                 outcome = self._step(batch, slot,
@@ -249,7 +252,7 @@ class FingerStation:
         batch = _Batch(failed)
         with self._lock:
             for slot in sorted(set(slots)):
-                if self._step(batch, slot, lambda reader, slot: self._delete_locked(reader, slot)):
+                if self._step(batch, slot, self._delete_locked):
                     done.append(slot)
         if done:
             log.info("finger %s: erased pages %s", self.door, done)
@@ -368,7 +371,7 @@ class FingerStation:
             first = self._last_error is None
             self._last_error = message
         if first:
-            log.warning("finger %s: %s (retrying, up to every %.0f s)", self.door, message, self.max_backoff_s)
+            log.warning("finger %s: %s (retrying, up to every %g s)", self.door, message, self.max_backoff_s)
         else:
             log.debug("finger %s: still failing: %s", self.door, message)
         self._retry_at = time.monotonic() + self._backoff

@@ -133,7 +133,8 @@ SIM_SET_ERRORS = {
     "no_key": (["probe", "rack1", "=27"], "'=27' is not KEY=VALUE"),
     "no_value": (["probe", "rack1", "temperature="], "'temperature=' is not KEY=VALUE"),
     "all_or_nothing": (["probe", "rack1", "temperature=30", "humidity=200"], "humidity=200 is outside 0..100"),
-    "unknown_device_type": (["door", "main", "open=1"], "invalid choice: 'door'"),
+    "unknown_device_type": (["valve", "main", "open=1"], "invalid choice: 'valve'"),
+    "no_doors_configured": (["door", "main", "open=1"], "no [[doors]] are configured"),
 }
 
 
@@ -418,7 +419,8 @@ def test_malformed_control_requests_get_errors_and_the_gateway_keeps_working(
         assert ask(b'{"op": "status", "params": [1]}\n')["error"].startswith("malformed request")
         assert ask(b"[1, 2]\n")["error"].startswith("malformed request")
         unknown = ask(b'{"op": "reboot"}\n')
-        known = "alarm.ack, alarm.list, probe.read, sim.set, sim.show, status"
+        known = ("alarm.ack, alarm.list, door.present, door.status, enroll.face, enroll.finger, finger.sync, inside, "
+                 "person.activate, person.add, person.deactivate, person.revoke, probe.read, sim.set, sim.show, status")
         assert unknown == {"ok": False, "error": f"unknown operation 'reboot'; known: {known}"}
         bad_params = ask(b'{"op": "sim.set", "params": {"device": "probe"}}\n')
         assert bad_params == {"ok": False, "error": "sim.set needs device, name and values"}

@@ -8,13 +8,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from access.logbook import default_zone, entry_line, query, write_csv
+from access.logbook import entry_line, query, write_csv
 from gateway.cli.common import load, parse_time
-from gateway.config.models import Config
 from gateway.store.database import open_for_reading
 from gateway.store.events import verify
 
@@ -44,24 +42,13 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     check.set_defaults(handler=_verify)
 
 
-def _zone(config: Config) -> tzinfo:
-    """The [access] time zone once that section exists; WIB until then (and if the name is unknown here)."""
-    name = getattr(getattr(config, "access", None), "time_zone", None)
-    if isinstance(name, str):
-        try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            pass
-    return default_zone()
-
-
 def _logbook(args: argparse.Namespace) -> int:
     config = load(args)
+    tz = config.access.zone  # [access] timezone, Asia/Jakarta (WIB) unless the site says otherwise
     # parse both before reading anything: a typo in --until must not print half an answer
-    since = parse_time(args.since) if args.since else None
-    until = parse_time(args.until) if args.until else None
+    since = _time(args.since, tz) if args.since else None
+    until = _time(args.until, tz) if args.until else None
     entries = query(config.database_path, person=args.person, door=args.door, since=since, until=until)
-    tz = _zone(config)
     if args.csv:
         write_csv(entries, sys.stdout, tz)
     elif args.json:
@@ -74,6 +61,16 @@ def _logbook(args: argparse.Namespace) -> int:
         # stdout stays valid CSV / JSON lines; the person at the terminal still sees why it is blank
         print(EMPTY, file=sys.stderr if args.csv or args.json else sys.stdout)
     return 0
+
+
+def _time(text: str, tz: tzinfo) -> str:
+    """parse_time, but a time without a zone is in the logbook's zone: the one its lines are printed in,
+    which is what staff read and type, whatever zone the Pi's own clock is set to."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return parse_time(text)  # 15m / 2h / 7d ago, or an error naming the accepted forms
+    return parse_time(moment.replace(tzinfo=tz).isoformat() if moment.tzinfo is None else text)
 
 
 def _verify(args: argparse.Namespace) -> int:
