@@ -1,11 +1,12 @@
-"""Idle cost: CPU and peak memory of a running gateway with the simulator's probes, against bare Python.
+"""Idle cost: CPU and peak memory of a running gateway with the simulator's probes and door, against bare Python.
 
 Run from the repository root:
 
     .venv/bin/python bench/idle.py [--seconds 30]
 
-Starts a local mosquitto and `dcgate run` (as `python -m gateway run`) with the probes of
-hardware/config/sim.toml, but a temporary data_dir and this bench's broker port. Once the
+Starts a local mosquitto and `dcgate run` (as `python -m gateway run`) with the probes and the door of
+hardware/config/sim.toml (its fingerprint sensor polled over a pty, its camera idle), but a
+temporary data_dir and this bench's broker port. Once the
 gateway reports it is connected (and after a short settle time), it measures over `--seconds`:
 
 * CPU time (user + system) of the gateway process, as % of one core;
@@ -43,6 +44,9 @@ from tests.support.waiting import wait_until  # noqa: E402
 SIM_CONFIG = REPO / "hardware" / "config" / "sim.toml"
 TARGET_CPU_PCT = 2.0
 TARGET_PEAK_RSS_MB = 100.0
+#: a door camera loads dlib's models (HOG, 5- and 68-point landmarks, ResNet encoder): ~165 MB on their own
+#: (bench/face.py measures it), so a gateway with a face door gets that much more
+FACE_MODELS_BUDGET_MB = 200.0
 
 try:  # psutil is in the dev extra; /proc is the fallback (Linux only either way, for VmHWM)
     import psutil
@@ -105,11 +109,20 @@ class Sample:
                 "wakeups_per_s": round((switches - self.switches0) / elapsed, 1)}
 
 
+def _has_face_door() -> bool:
+    config = tomllib.loads(SIM_CONFIG.read_text(encoding="utf-8"))
+    return any("camera" in door for door in config.get("doors", []))
+
+
 def sim_config(data_dir: Path, port: int) -> dict[str, Any]:
     """hardware/config/sim.toml with this bench's data_dir and broker port."""
     config = tomllib.loads(SIM_CONFIG.read_text(encoding="utf-8"))
     config["data_dir"] = str(data_dir)
     config["mqtt"] = {**config.get("mqtt", {}), "host": "127.0.0.1", "port": port}
+    if "access" in config:  # the sim door's template key, made for this run
+        from access.crypto import generate_key_file
+
+        config["access"]["key_file"] = str(generate_key_file(data_dir.parent / "biometric.key"))
     return config
 
 
@@ -159,9 +172,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{events} events committed in the window from probes {', '.join(probes)}")
     log(f"bare python  : {py['cpu_pct_of_one_core']:.2f} % of one core ({py['cpu_s']:.3f} s CPU), "
         f"peak RSS {py['peak_rss_mb']:.1f} MB, {py['wakeups_per_s']:.1f} wake-ups/s")
-    passed = {"cpu": gw["cpu_pct_of_one_core"] < TARGET_CPU_PCT, "peak_rss": gw["peak_rss_mb"] < TARGET_PEAK_RSS_MB}
+    rss_target = TARGET_PEAK_RSS_MB + (FACE_MODELS_BUDGET_MB if _has_face_door() else 0.0)
+    passed = {"cpu": gw["cpu_pct_of_one_core"] < TARGET_CPU_PCT, "peak_rss": gw["peak_rss_mb"] < rss_target}
     log(f"targets: idle CPU < {TARGET_CPU_PCT:g} % of one core: {'pass' if passed['cpu'] else 'FAIL'}; "
-        f"peak RSS < {TARGET_PEAK_RSS_MB:g} MB: {'pass' if passed['peak_rss'] else 'FAIL'}")
+        f"peak RSS < {rss_target:g} MB ({TARGET_PEAK_RSS_MB:g} + {FACE_MODELS_BUDGET_MB:g} for the face models when "
+        f"a door has a camera): {'pass' if passed['peak_rss'] else 'FAIL'}")
     result = {
         "seconds": args.seconds,
         "probes": probes,
@@ -172,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_pct_of_one_core": round(gw["cpu_pct_of_one_core"] - py["cpu_pct_of_one_core"], 3),
             "peak_rss_mb": round(gw["peak_rss_mb"] - py["peak_rss_mb"], 1),
         },
-        "targets": {"cpu_pct_of_one_core": TARGET_CPU_PCT, "peak_rss_mb": TARGET_PEAK_RSS_MB},
+        "targets": {"cpu_pct_of_one_core": TARGET_CPU_PCT, "peak_rss_mb": rss_target},
         "pass": passed,
         "python": platform.python_version(),
         "cores": os.cpu_count(),
