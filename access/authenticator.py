@@ -23,15 +23,17 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from access.face_match import FaceDecision
 from access.finger_station import FingerMatch
 from access.people import PeopleRegistry, Person, UnknownPersonError
 from access.policy import AccessPolicy, PersonView
 from access.presence import Presence
 from gateway.config.access import AccessConfig
 from gateway.config.doors import DoorConfig
+
+if TYPE_CHECKING:  # only a door with a camera loads the face stack
+    from access.face_match import FaceDecision
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Literal
 
 from access.crypto import TemplateCipher, associated_data
 from drivers.errors import DcgateError, InvalidValueError
@@ -23,6 +21,9 @@ from gateway.store.database import open_for_reading
 from gateway.store.events import utc_timestamp
 from gateway.store.ids import uuid7
 from gateway.store.writer import StoreWriter
+
+if TYPE_CHECKING:  # numpy comes with the face extra; a fingerprint-only gateway does without it
+    import numpy as np
 
 Role = Literal["staff", "officer", "admin"]
 Method = Literal["face", "finger"]
@@ -165,6 +166,8 @@ class PeopleRegistry:
 
     def face_templates(self) -> tuple[list[str], np.ndarray]:
         """Every stored face template of people not revoked (inactive ones too: they are refused by name)."""
+        import numpy as np
+
         ids: list[str] = []
         vectors: list[np.ndarray] = []
         for person_id, template_id, nonce, ciphertext in self._templates("face"):
@@ -252,6 +255,8 @@ class PeopleRegistry:
         return Revocation(self.get(person.id), slots, faces)
 
     def add_face(self, person_id: str, template: np.ndarray, samples: int, by: str, door: str | None) -> str:
+        import numpy as np
+
         vector = np.asarray(template, dtype=np.float32).reshape(-1)
         if vector.shape != (FACE_DIM,) or not np.all(np.isfinite(vector)):
             raise InvalidValueError(f"a face template is {FACE_DIM} finite numbers, got shape {vector.shape}")

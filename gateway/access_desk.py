@@ -11,16 +11,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from access.face_match import FaceMatcher
-from access.finger_station import FingerMatch
-from access.people import PeopleRegistry, Person
+from access.people import PeopleRegistry, Person, PersonStateError
 from drivers.errors import DcgateError, InvalidValueError
-from enrollment.face_quality import FaceSampleRefused, enroll_from_camera, enroll_samples
 from gateway.config.models import Config
-from gateway.doors import DoorSet, recognizer_settings
 from gateway.errors import ServiceNotRunningError
+
+if TYPE_CHECKING:  # dlib and OpenCV load ~150 MB of models: only face work imports them
+    from access.face_match import FaceMatcher
+    from gateway.doors import DoorSet
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,8 @@ class AccessDesk:
 
     # -- enrolment --------------------------------------------------------------------------------
     def enroll_face(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        from enrollment.face_quality import enroll_samples
+
         person = self._enrollable(_text(params, "person"))
         by = _text(params, "by")
         images, door_name = params.get("images") or [], params.get("camera")
@@ -117,6 +119,7 @@ class AccessDesk:
 
     def _from_camera(self, door: Any, person: Person, matcher: FaceMatcher, samples: int) -> Any:
         from drivers.camera import OpenCvCamera
+        from enrollment.face_quality import enroll_from_camera
         from gateway.doors import _camera_source
 
         station = door.face
@@ -170,6 +173,7 @@ class AccessDesk:
     # -- presenting (the simulator and tests) -------------------------------------------------------
     def door_present(self, params: Mapping[str, Any]) -> dict[str, Any]:
         from access.face_station import still_source, video_source
+        from gateway.doors import recognizer_settings
 
         door = self._doors().door(_text(params, "door"))
         timeout = float(params.get("timeout", 30))
@@ -218,10 +222,12 @@ class AccessDesk:
     def _enrollable(self, ref: str) -> Person:
         person = self.registry.get(ref)
         if person.revoked:
-            raise FaceSampleRefused("revoked", f"person {person.id} ({person.name}) is revoked; add them anew")
+            raise PersonStateError(f"person {person.id} ({person.name}) is revoked; add them anew")
         return person
 
     def _face_matcher(self) -> FaceMatcher:
+        from access.face_match import FaceMatcher
+
         matcher = FaceMatcher()
         ids, vectors = self.registry.face_templates()
         if ids:
@@ -248,4 +254,4 @@ def _plain(report: Any) -> Any:
     return report
 
 
-__all__ = ["AccessDesk", "FingerMatch", "NeedsServiceError"]
+__all__ = ["AccessDesk", "NeedsServiceError"]

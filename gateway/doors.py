@@ -15,11 +15,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from access.authenticator import DoorAccess
 from access.door import DoorController, relay_on_when_locked
-from access.face_match import FaceMatcher, RecognizerSettings
 from access.finger_station import FingerMatch, FingerStation
 from access.people import PeopleRegistry, Person
 from access.policy import AccessPolicy
@@ -28,6 +27,9 @@ from drivers.errors import DcgateError, InvalidValueError, SensorError
 from gateway.config.doors import DoorConfig, FingerprintConfig
 from gateway.config.models import Config
 from gateway.store.database import open_for_reading
+
+if TYPE_CHECKING:  # the face stack (dlib, OpenCV, numpy) is loaded only for a door with a camera
+    from access.face_match import FaceMatcher, RecognizerSettings
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ class Door:
     config: DoorConfig
     controller: DoorController
     access: DoorAccess
-    matcher: FaceMatcher
+    matcher: FaceMatcher | None
     face: Any = None  # FaceStation
     fingers: dict[str, FingerStation] = field(default_factory=dict)  # "in" / "out"
     sim_door: Any = None  # drivers.sim.gpio.SimDoor when gpio = "sim"
@@ -62,7 +64,7 @@ class DoorSet:
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
-        if self.config.doors and self.registry.cipher is not None:
+        if any(d.camera is not None for d in self.config.doors) and self.registry.cipher is not None:
             self._faces = self.registry.face_templates()
         for door_config in self.config.doors:
             door = self._build(door_config)
@@ -151,12 +153,14 @@ class DoorSet:
                                     buzzer=buzzer)
         access = DoorAccess(cfg, self.config.access, self.registry, self.policy, self.presence,
                             lambda person, method: controller.grant(person, method), self._emit)
-        matcher = FaceMatcher(cfg.match_threshold)
-        if self._faces is not None and self._faces[0]:
-            matcher.add_many(*self._faces)
-        door = Door(cfg, controller, access, matcher, sim_door=sim_door)
+        door = Door(cfg, controller, access, None, sim_door=sim_door)
         if cfg.camera is not None:
-            door.face = self._face_station(cfg, matcher, access)
+            from access.face_match import FaceMatcher
+
+            door.matcher = FaceMatcher(cfg.match_threshold)
+            if self._faces is not None and self._faces[0]:
+                door.matcher.add_many(*self._faces)
+            door.face = self._face_station(cfg, door.matcher, access)
         for direction, reader in (("in", cfg.fingerprint), ("out", cfg.exit_fingerprint)):
             if reader is not None:
                 door.fingers[direction] = self._finger_station(cfg.name, direction, reader, access, door)
@@ -219,11 +223,13 @@ class DoorSet:
 
     def add_face(self, person_id: str, template: Any) -> None:
         for door in self.doors.values():
-            door.matcher.add(person_id, template)
+            if door.matcher is not None:
+                door.matcher.add(person_id, template)
 
     def remove_face(self, person_id: str) -> None:
         for door in self.doors.values():
-            door.matcher.remove(person_id)
+            if door.matcher is not None:
+                door.matcher.remove(person_id)
 
     def erase_slots(self, slots: tuple[int, ...]) -> dict[str, str]:
         results: dict[str, str] = {}
@@ -248,6 +254,8 @@ def inside_rows(presence: Presence, policy: AccessPolicy) -> list[dict[str, Any]
 
 
 def recognizer_settings(cfg: DoorConfig) -> RecognizerSettings:
+    from access.face_match import RecognizerSettings
+
     return RecognizerSettings(agree_frames=cfg.agree_frames, liveness=cfg.liveness)
 
 

@@ -423,7 +423,7 @@ def test_malformed_control_requests_get_errors_and_the_gateway_keeps_working(
                  "person.activate, person.add, person.deactivate, person.revoke, probe.read, sim.set, sim.show, status")
         assert unknown == {"ok": False, "error": f"unknown operation 'reboot'; known: {known}"}
         bad_params = ask(b'{"op": "sim.set", "params": {"device": "probe"}}\n')
-        assert bad_params == {"ok": False, "error": "sim.set needs device, name and values"}
+        assert bad_params == {"ok": False, "error": "sim.set needs device, name and values", "exit_code": 2}
         # the same connection still answers a good request
         good = ask(b'{"op": "status"}\n')
         assert good["ok"] is True and good["result"]["devices"]["probes"]["rack1"]["status"] == "ok"

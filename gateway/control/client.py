@@ -38,5 +38,9 @@ def call(path: Path, op: str, params: Mapping[str, Any] | None = None, timeout: 
         raise ServiceNotRunningError(f"the gateway closed the control connection at {path} without answering")
     reply = json.loads(line)
     if not reply.get("ok"):
-        raise ControlError(reply.get("error", "request refused"))
+        error = ControlError(reply.get("error", "request refused"))
+        code = reply.get("exit_code")
+        if isinstance(code, int) and code in (1, 2):
+            error.exit_code = code
+        raise error
     return reply.get("result")

@@ -58,8 +58,8 @@ class _Connection(socketserver.StreamRequestHandler):
             return {"ok": False, "error": f"unknown operation {op!r}; known: {', '.join(sorted(self.server.handlers))}"}
         try:
             return {"ok": True, "result": handler(params)}
-        except DcgateError as exc:
-            return {"ok": False, "error": str(exc)}
+        except DcgateError as exc:  # the exit code travels too: a bad NIP is bad usage (2) in both modes
+            return {"ok": False, "error": str(exc), "exit_code": exc.exit_code}
         except Exception as exc:
             log.exception("control: operation %s failed", op)
             return {"ok": False, "error": f"internal error in {op}: {exc}"}
