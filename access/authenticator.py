@@ -129,7 +129,8 @@ class DoorAccess:
         )
         if reason is not None:
             with self._mutex:
-                self._pending = None
+                if self._pending is not None and self._pending.person.id == person.id:
+                    self._pending = None  # this refusal closes their own first factor; someone else's runs on
             return self._deny(method, direction, reason, person, evidence)
         if not self._needs_both() or method not in ("face", "finger"):
             return self._allow(person, method, direction, evidence)
