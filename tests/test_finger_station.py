@@ -3,6 +3,7 @@ in-process PtyLink (what the running gateway uses for a simulated sensor)."""
 
 from __future__ import annotations
 
+import abc
 import logging
 import os
 import threading
@@ -24,7 +25,7 @@ GEN_IMG, UP_CHAR, SEARCH = 0x01, 0x08, 0x04
 LINKS = ["socat", "pty_link"]
 
 
-class Sensor:
+class Sensor(abc.ABC):
     """An emulated sensor on one kind of link: `port` is where the gateway's driver opens it."""
 
     emulator: FingerprintEmulator
@@ -34,15 +35,15 @@ class Sensor:
         self.settings = settings
         self.plugged = True
 
-    def unplug(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def unplug(self) -> None: ...
 
+    @abc.abstractmethod
     def plug_in(self) -> None:
         """The same sensor (same library) back on the same port."""
-        raise NotImplementedError
 
-    def close(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def close(self) -> None: ...
 
 
 class SocatSensor(Sensor):
