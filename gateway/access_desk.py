@@ -9,6 +9,7 @@ template.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -194,8 +195,6 @@ class AccessDesk:
             raise InvalidValueError(f"door {door.config.name!r} has no such fingerprint sensor")
         if not isinstance(finger, int) or finger < 0:
             raise InvalidValueError(f"--finger must be a finger number >= 0, got {finger!r}")
-        import threading
-
         got: list[dict[str, Any]] = []
         ready = threading.Event()
 

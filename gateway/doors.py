@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 from access.authenticator import DoorAccess
 from access.door import DoorController, relay_on_when_locked
 from access.finger_station import FingerMatch, FingerStation
-from access.people import PeopleRegistry, Person
+from access.people import PeopleRegistry
 from access.policy import AccessPolicy
 from access.presence import Presence
-from drivers.errors import DcgateError, InvalidValueError, SensorError
+from drivers.errors import DcgateError
 from gateway.config.doors import DoorConfig, FingerprintConfig
 from gateway.config.models import Config
 from gateway.store.database import open_for_reading
@@ -291,8 +291,4 @@ def load_presence(database: Path) -> Presence:
     return Presence.replay({"kind": k, "ts": ts, "source": src, "fields": json.loads(p)} for k, ts, src, p in rows)
 
 
-def person_summary(person: Person) -> dict[str, Any]:
-    return {"person": person.id, "name": person.name, "role": person.role}
-
-
-__all__ = ["Door", "DoorSet", "InvalidValueError", "SensorError", "UnknownDoorError", "load_presence"]
+__all__ = ["Door", "DoorSet", "UnknownDoorError", "inside_rows", "load_presence", "recognizer_settings"]
