@@ -237,19 +237,22 @@ class PeopleRegistry:
         if person.revoked:
             raise PersonStateError(f"person {person.id} ({person.name}) was already revoked at {person.revoked_at}")
         by = check_name(by)
+        expected = len(person.finger_slots) + person.faces
 
         def erase(conn: sqlite3.Connection) -> tuple[tuple[int, ...], int]:
             slots = tuple(r[0] for r in conn.execute(
                 "SELECT slot FROM templates WHERE person_id = ? AND method = 'finger' ORDER BY slot", (person.id,)))
             faces = conn.execute("SELECT count(*) FROM templates WHERE person_id = ? AND method = 'face'",
                                  (person.id,)).fetchone()[0]
+            if len(slots) + faces != expected:  # an enrolment landed meanwhile: the record must say what went
+                raise PersonStateError(f"person {person.id}'s templates changed while revoking; run it again")
             conn.execute("DELETE FROM templates WHERE person_id = ?", (person.id,))
             conn.execute("UPDATE people SET active = 0, revoked_at = ?, revoked_by = ? WHERE id = ?",
                          (utc_timestamp(), by, person.id))
             return slots, faces
 
         fields = {"person": person.id, "name": person.name, "by": by, "reason": reason,
-                  "erased": len(person.finger_slots) + person.faces}
+                  "erased": expected}
         slots, faces = self._writer().change("person.revoked", SOURCE, fields, erase)
         self._writer().checkpoint()  # the WAL still holds the old pages until a checkpoint truncates it
         return Revocation(self.get(person.id), slots, faces)
