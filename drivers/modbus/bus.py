@@ -12,8 +12,10 @@ another unit, or an exception response. Retrying is the caller's decision (`Modb
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
+import termios
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -146,6 +148,7 @@ class ModbusBus:
             # a reply as complete after 4 characters' time without a byte, so the line is already quiet.
             self._rx = b""
             self.transactions += 1
+            self._drop_late_replies()
             read = self._client.read_input_registers if function == 4 else self._client.read_holding_registers
             try:
                 response = read(address, count=count, **{_UNIT_KW: unit})
@@ -172,6 +175,19 @@ class ModbusBus:
         return registers[:count]
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _drop_late_replies(self) -> None:
+        """Discard bytes already waiting on a serial line before a request.
+
+        RTU frames carry no transaction id: a reply that arrived after its request timed out would
+        be taken as the answer to the next request of the same unit and function (another register's
+        value under the wrong name). A busy emulator under CI load did exactly that.
+        """
+        port = getattr(self._client, "socket", None) if self.is_serial else None
+        if port is not None and getattr(port, "is_open", False):
+            # a vanished adapter raises here: the request itself then reports the link error
+            with contextlib.suppress(OSError, ValueError, termios.error):
+                port.reset_input_buffer()
 
     def _make_client(self) -> Any:
         trace = self._trace_packet
