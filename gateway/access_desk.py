@@ -152,12 +152,13 @@ class AccessDesk:
             station.erase((slot,))  # the sensor must not keep what the database refused
             raise
         copies = {}
-        for name, other in self._doors().stations():
-            if other is not station:
-                try:
-                    copies[name] = str(other.provision(self.registry.finger_templates()))
-                except Exception as exc:
-                    copies[name] = f"failed: {exc}; run `dcgate finger sync`"
+        others = [(name, other) for name, other in self._doors().stations() if other is not station]
+        wanted = self.registry.finger_templates() if others else {}  # read and decrypted once, not per sensor
+        for name, other in others:
+            try:
+                copies[name] = _plain(other.provision(wanted))
+            except Exception as exc:
+                copies[name] = f"failed: {exc}; run `dcgate finger sync`"
         return {"person": person.id, "name": person.name, "slot": slot, "template": template_id,
                 "door": door.config.name, "copied_to": copies}
 
