@@ -33,6 +33,7 @@ from gateway.config.access import AccessConfig
 from gateway.config.doors import DoorConfig
 
 if TYPE_CHECKING:  # only a door with a camera loads the face stack
+    from access.admission import Admissions
     from access.face_match import FaceDecision
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class DoorAccess:
         self._mutex = threading.Lock()
         self._pending: _Pending | None = None
         self._waiters: list[Callable[[dict[str, Any]], None]] = []
+        self.admissions: Admissions | None = None  # escorted visits (access/admission.py), when the service has them
 
     # -- readers call these -------------------------------------------------------------------
     def on_face(self, decision: FaceDecision | None, direction: str = "in") -> dict[str, Any]:
@@ -164,22 +166,42 @@ class DoorAccess:
 
     def _allow(self, person: Person, method: str, direction: str, evidence: dict[str, Any]) -> dict[str, Any]:
         result = self._result("granted", None, person, method, direction, evidence)
+        admissions = self.admissions
         if direction == "in":
+            if admissions is not None and (visit := admissions.escort_for(self.door.name, person.id)):
+                result["visit"] = visit  # the escort's own entry names the visit they bring in
             self.presence.enter(person.id, person.name, person.role, self.door.name, self._wall())
         else:
             self.presence.exit(person.id, self._wall())
-        self._record("access.granted", result)
+        self._record("access.granted", result, notify=False)
         try:
             self._grant(person.id, method)
         except Exception as exc:  # the logbook says granted; the door could not act on it: say so, stay locked
             log.error("door %s: could not unlock for %s: %s", self.door.name, person.id, exc)
             result["unlock_error"] = str(exc)
+        if admissions is not None:
+            try:
+                if direction == "in":
+                    result.update(admissions.after_grant(self.door.name, person, method))
+                else:
+                    admissions.after_exit(self.door.name, person)
+            except Exception as exc:  # the escort's own entry stands; the visit part is reported, not lost
+                log.error("door %s: visit handling after %s's %s failed: %s", self.door.name, person.id,
+                          direction, exc)
+                result["visit_error"] = str(exc)
+        self._notify(result)
         return result
 
     def _deny(self, method: str, direction: str, reason: str, person: Person | None,
               evidence: dict[str, Any]) -> dict[str, Any]:
         result = self._result("denied", reason, person, method, direction, evidence)
-        self._record("access.denied", result)
+        self._record("access.denied", result, notify=False)
+        if self.admissions is not None and direction == "in":
+            try:
+                result.update(self.admissions.after_denial(self.door.name, person, reason))
+            except Exception as exc:
+                log.error("door %s: could not log the refusal against the armed visit: %s", self.door.name, exc)
+        self._notify(result)
         return result
 
     def _result(self, decision: str, reason: str | None, person: Person | None, method: str, direction: str,
@@ -191,9 +213,13 @@ class DoorAccess:
         result.update({k: v for k, v in evidence.items() if v is not None})
         return result
 
-    def _record(self, kind: str, result: dict[str, Any]) -> None:
+    def _record(self, kind: str, result: dict[str, Any], *, notify: bool = True) -> None:
         fields = {k: v for k, v in result.items() if k != "decision" and v is not None}
         self._emit(kind, self._source, fields)
+        if notify:
+            self._notify(result)
+
+    def _notify(self, result: dict[str, Any]) -> None:
         with self._mutex:
             waiters, self._waiters = self._waiters, []
         for waiter in waiters:

@@ -24,11 +24,16 @@ LOGBOOK_KINDS: tuple[str, ...] = (
     "door.opened", "door.closed", "door.held_open", "door.forced", "door.exit_button",
     "person.added", "person.activated", "person.deactivated", "person.revoked",
     "biometric.enrolled", "biometric.erased",
+    # guests and vendors (docs/visits.md): the SOP's buku log akses holds their steps too
+    "visit.requested", "visit.approved", "visit.rejected", "visit.arrived", "visit.refused", "visit.admit_armed",
+    "visit.extended", "visit.overstay", "visit.overstay_cleared", "visit.escort_alarm",
+    "visit.escort_alarm_cleared", "visit.checked_out", "visit.id_viewed", "visit.id_erased",
 )
 
 CSV_COLUMNS: tuple[str, ...] = (
     "waktu/time", "pintu/door", "kejadian/event", "arah/direction", "orang/person", "nama/name", "NIP",
     "peran/role", "metode/method", "alasan/reason", "jarak/distance", "keyakinan/confidence", "seq", "id",
+    "kunjungan/visit", "pendamping/escort", "keperluan/purpose",
 )
 
 DEFAULT_ZONE = "Asia/Jakarta"
@@ -111,6 +116,7 @@ def query(
     since: str | None = None,
     until: str | None = None,
     kinds: Sequence[str] = LOGBOOK_KINDS,
+    visit: str | None = None,
 ) -> list[LogEntry]:
     """Logbook entries, oldest first. `person` is an id, a NIP or a full name (any case);
     `door` a door name; `since` (inclusive) and `until` (exclusive) UTC text as from `parse_time`."""
@@ -126,6 +132,10 @@ def query(
             where.append(f"(json_extract({_BODY}, '$.person') IN (SELECT value FROM json_each(?)) "
                          f"OR (kind = 'access.exit' AND {_PERSON_IN_EXIT}))")
             params += [ids, ids]
+        if visit is not None:  # the visit's own steps and its visitors' entries (person = "VISIT.N")
+            wanted = visit.strip().upper()
+            where.append(f"(json_extract({_BODY}, '$.visit') = ? OR json_extract({_BODY}, '$.person') LIKE ?)")
+            params += [wanted, wanted + ".%"]
         if door is not None:
             where.append(f"(json_extract({_BODY}, '$.door') = ? OR source = ?)")
             params += [door, f"door:{door}"]
@@ -211,7 +221,27 @@ REASONS: dict[str, str] = {
     "anti_passback": "sudah di dalam / already inside (anti-passback)",
     "sensor_error": "sensor bermasalah / sensor error",
 }
-METHODS = {"face": "wajah/face", "finger": "sidik jari/finger", "face+finger": "wajah+sidik jari/face+finger"}
+REASONS.update({  # a visit step refused (docs/visits.md)
+    "not_approved": "belum disetujui / not approved",
+    "rejected": "ditolak pejabat / rejected by the officer",
+    "expired": "izin kedaluwarsa / approval expired",
+    "not_yet_valid": "belum waktunya / window not started",
+    "already_decided": "sudah diputuskan / already decided",
+    "not_officer": "bukan pejabat penanggung jawab / not an officer",
+    "escort_not_assigned": "bukan pendamping yang ditugaskan / escort not assigned",
+    "escort_inactive": "pendamping nonaktif / escort inactive",
+    "escort_denied": "pendamping ditolak pintu / escort refused at the door",
+    "id_not_deposited": "identitas belum dititipkan / ID not deposited",
+    "already_inside": "pengunjung sudah di dalam / visitor already inside",
+    "checked_out": "kunjungan sudah selesai / visit checked out",
+    "not_arrived": "pengunjung belum datang / visitor not arrived",
+    "gadgets_required": "gawai tamu belum dititipkan / guest gadgets not deposited",
+    "checklist_incomplete": "daftar periksa belum lengkap / checklist incomplete",
+    "admit_timeout": "pendamping tidak datang / no escort came",
+    "door_busy": "pintu menunggu kunjungan lain / door armed for another visit",
+})
+METHODS = {"face": "wajah/face", "finger": "sidik jari/finger", "face+finger": "wajah+sidik jari/face+finger",
+           "escorted": "didampingi/escorted"}
 OPEN_REASONS = {
     "grant": "akses diberikan / access granted", "exit_button": "tombol keluar / exit button",
     "forced": "dibobol / forced", "at_boot": "terbuka saat gateway mulai / open at gateway start",
@@ -231,6 +261,20 @@ LABELS = {
     "person.revoked": "AKSES DICABUT / REVOKED",
     "biometric.enrolled": "BIOMETRIK DIDAFTARKAN / BIOMETRIC ENROLLED",
     "biometric.erased": "BIOMETRIK DIHAPUS / BIOMETRIC ERASED",
+    "visit.requested": "KUNJUNGAN DIAJUKAN / VISIT REQUESTED",
+    "visit.approved": "KUNJUNGAN DISETUJUI / VISIT APPROVED",
+    "visit.rejected": "KUNJUNGAN DITOLAK / VISIT REJECTED",
+    "visit.arrived": "IDENTITAS DITITIPKAN / ID DEPOSITED",
+    "visit.refused": "LANGKAH DITOLAK / STEP REFUSED",
+    "visit.admit_armed": "PINTU MENUNGGU PENDAMPING / DOOR WAITING FOR ESCORT",
+    "visit.extended": "WAKTU DIPERPANJANG / TIME EXTENDED",
+    "visit.overstay": "PENGUNJUNG MELEBIHI BATAS / VISITOR OVERSTAY",
+    "visit.overstay_cleared": "BATAS WAKTU PULIH / OVERSTAY CLEARED",
+    "visit.escort_alarm": "ALARM PENDAMPING / ESCORT ALARM",
+    "visit.escort_alarm_cleared": "ALARM PENDAMPING PULIH / ESCORT ALARM CLEARED",
+    "visit.checked_out": "KUNJUNGAN SELESAI / VISIT CHECKED OUT",
+    "visit.id_viewed": "NOMOR IDENTITAS DILIHAT / ID NUMBER VIEWED",
+    "visit.id_erased": "NOMOR IDENTITAS DIHAPUS / ID NUMBERS ERASED",
 }
 
 
@@ -240,7 +284,9 @@ def entry_line(entry: LogEntry, tz: tzinfo | None = None) -> str:
     who = ", ".join(p.label() for p in entry.people)
     if entry.kind == "access.granted":
         label = "KELUAR/OUT" if entry.direction == "out" else "MASUK/IN"
-        parts = [f"{label:<10} {who}", _method(entry)]
+        parts = [f"{label:<10} {who}", _method(entry), *_visit_details(entry)]
+    elif entry.kind.startswith("visit."):
+        parts = [LABELS.get(entry.kind, entry.kind), *_visit_details(entry)]
     elif entry.kind == "access.denied":
         reason = entry.reason or "?"
         label = "DITOLAK/DENIED" + (" (keluar/out)" if entry.direction == "out" else "")
@@ -299,6 +345,42 @@ def _method(entry: LogEntry) -> str:
     if _number(entry.fields.get("slot")) is not None:
         text += f" (slot {entry.fields['slot']})"
     return text
+
+
+def _visit_details(entry: LogEntry) -> list[str]:
+    """The visit an entry belongs to, in a few words: never the full ID number (the events do not hold it)."""
+    f = entry.fields
+    out = []
+    if f.get("visit"):
+        out.append(f"kunjungan/visit {f['visit']}")
+    if entry.kind == "access.granted" and f.get("escort"):
+        role = {"guest": "tamu/guest", "vendor": "vendor"}.get(str(f.get("role")), "")
+        out += [role, f"pendamping/escort {f.get('escort_name') or f['escort']}"]
+        if f.get("purpose"):
+            out.append(f"keperluan/purpose: {f['purpose']}")
+    if entry.kind == "visit.requested":
+        names = ", ".join(f"{v.get('name')} ({v.get('id_type')} {v.get('id_masked')})" for v in f.get("visitors") or ())
+        out += [str(f.get("kind") or ""), f"{f.get('org') or ''}: {names}", f"keperluan/purpose: {f.get('purpose')}"]
+    if entry.kind == "visit.approved" and f.get("escorts"):
+        out.append("pendamping/escort " + ", ".join(str(e.get("name") or e.get("person")) for e in f["escorts"]))
+    if entry.kind == "visit.extended":
+        out.append(f"+{f.get('minutes')} min")
+    if entry.kind in ("visit.overstay", "visit.overstay_cleared") and f.get("name"):
+        out.append(str(f["name"]))
+    if entry.kind.startswith("visit.escort_alarm"):
+        out.append(str(f.get("condition") or ""))
+    if entry.kind == "visit.checked_out" and f.get("activities"):
+        out.append(f"kegiatan/activities: {f['activities']}")
+    if entry.kind == "visit.refused":
+        reason = str(f.get("reason") or "?")
+        out += [f"{f.get('step') or ''}: {reason} ({REASONS.get(reason, reason)})", str(f.get("detail") or "")]
+    if entry.kind.startswith("visit.") and entry.kind != "visit.refused":
+        by = f.get("by_name") or f.get("by") or f.get("received_by_name")
+        if by:
+            out.append(f"oleh/by {by}")
+        if f.get("reason"):
+            out.append(f"alasan/reason: {f['reason']}")
+    return [part for part in out if part]
 
 
 def _admin_details(entry: LogEntry) -> list[str]:
@@ -368,6 +450,8 @@ def csv_row(entry: LogEntry, tz: tzinfo | None = None) -> list[str]:
         joined(p.nip for p in entry.people), joined(p.role for p in entry.people), entry.method or "",
         entry.reason or "", "" if entry.distance is None else f"{entry.distance:g}",
         "" if entry.confidence is None else f"{entry.confidence:g}", str(entry.seq), entry.id,
+        str(entry.fields.get("visit") or ""), str(entry.fields.get("escort_name") or entry.fields.get("escort") or ""),
+        str(entry.fields.get("purpose") or ""),
     ]
 
 

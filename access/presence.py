@@ -9,9 +9,12 @@ for the ``access.exit`` event. When the unattributed presses reach the number of
 of them are out. Between presses the count never reaches the number inside (an exit through a
 reader lowers it), so the rule "count reaches headcount -> everyone out" is always judged on a press.
 
+Visitors (docs/visits.md) are stays with an ``escort``: the escort and their visitors are one *party*, and
+the exit-button rule counts parties, not people (one escort with two vendors leaves with one press).
+
 Replay: `Presence.replay(events)` rebuilds the state from logbook events in seq order (``access.granted``
-in/out, ``access.exit``, ``access.overstay``), so a restart neither lets anyone "leave" nor raises an
-overstay alarm a second time.
+in/out, ``access.exit``, ``access.overstay``, ``visit.checked_out``), so a restart neither lets anyone
+"leave" nor raises an overstay alarm a second time.
 """
 
 from __future__ import annotations
@@ -47,12 +50,22 @@ class Stay:
     role: str
     door: str
     since: float  # epoch seconds of the entry
+    escort: str | None = None  # a visitor: the staff member who admitted them (their party)
+    visit: str | None = None  # a visitor: the visit id
+
+    @property
+    def party(self) -> str:
+        """Who this stay leaves with: a visitor goes with their escort, everyone else alone."""
+        return self.escort or self.person
 
     def as_dict(self, now: float) -> dict[str, Any]:
-        return {
+        out = {
             "person": self.person, "name": self.name, "role": self.role, "door": self.door,
             "since": iso_utc(self.since), "stay_s": round(max(0.0, now - self.since), 3),
         }
+        if self.visit is not None:
+            out.update(visit=self.visit, escort=self.escort)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,14 +92,18 @@ class Presence:
 
     # -- entries and exits -------------------------------------------------------------------------
 
-    def enter(self, person_id: str, name: str, role: str, door: str, at: float) -> Stay:
-        """`person_id` came in; a person already inside starts a new stay (they must have left unseen)."""
+    def enter(self, person_id: str, name: str, role: str, door: str, at: float, *, escort: str | None = None,
+              visit: str | None = None) -> Stay:
+        """`person_id` came in; a person already inside starts a new stay (they must have left unseen).
+
+        A visitor enters with `escort` (who admitted them) and `visit`: they and their escort are one party.
+        """
         with self._lock:
             if self._stays.pop(person_id, None) is not None:
                 self._reported.discard(person_id)
                 # their unseen exit was most likely one of the unattributed presses
                 self._unattributed = max(0, self._unattributed - 1)
-            stay = Stay(person_id, name, role, door, at)
+            stay = Stay(person_id, name, role, door, at, escort, visit)
             self._stays[person_id] = stay
             return stay
 
@@ -105,14 +122,17 @@ class Presence:
             stays = self._ordered()
             if not stays:
                 return ExitMatch([], [])
-            if len(stays) == 1:
+            if self._parties() == 1:  # one person, or one escort with their visitors: they leave together
                 self._remove_all()
                 return ExitMatch(stays, [])
             self._unattributed += 1
-            if self._unattributed >= len(stays):
+            if self._unattributed >= self._parties():
                 self._remove_all()
                 return ExitMatch(stays, [])
             return ExitMatch([], [stay.person for stay in stays])
+
+    def _parties(self) -> int:
+        return len({stay.party for stay in self._stays.values()})
 
     def _remove_all(self) -> None:
         self._stays.clear()
@@ -120,8 +140,8 @@ class Presence:
         self._unattributed = 0
 
     def _settle(self) -> None:
-        # keep the count below the headcount, so everyone is marked out only by a press, never by a reader exit
-        self._unattributed = min(self._unattributed, max(0, len(self._stays) - 1))
+        # keep the count below the number of parties, so everyone is marked out only by a press
+        self._unattributed = min(self._unattributed, max(0, self._parties() - 1))
 
     # -- questions ---------------------------------------------------------------------------------
 
@@ -132,6 +152,16 @@ class Presence:
         """Everyone inside, earliest entry first."""
         with self._lock:
             return self._ordered()
+
+    def visitors_with(self, escort: str) -> list[Stay]:
+        """The visitors inside whose party is `escort`'s."""
+        with self._lock:
+            return [stay for stay in self._ordered() if stay.escort == escort]
+
+    def keys(self) -> set[str]:
+        """Everyone inside, by person id or visitor key."""
+        with self._lock:
+            return set(self._stays)
 
     def is_inside(self, person_id: str) -> bool:
         with self._lock:
@@ -153,12 +183,16 @@ class Presence:
 
     # -- overstays ---------------------------------------------------------------------------------
 
-    def overstays(self, now: float, max_stay_s: Callable[[str], float | None]) -> list[Stay]:
-        """Stays over their role's limit not reported before; each is returned once (and marked reported)."""
+    def overstays(self, now: float, max_stay_s: Callable[[str], float | None],
+                  exempt: Callable[[Stay], bool] | None = None) -> list[Stay]:
+        """Stays over their role's limit not reported before; each is returned once (and marked reported).
+
+        `exempt` skips a stay for now (a visitor, whose visit has its own limit; an escort with visitors inside).
+        """
         with self._lock:
             found = []
             for stay in self._ordered():
-                if stay.person in self._reported:
+                if stay.person in self._reported or (exempt is not None and exempt(stay)):
                     continue
                 limit = max_stay_s(stay.role)
                 if limit is not None and now - stay.since > limit:
@@ -195,7 +229,8 @@ class Presence:
             person = str(fields["person"])
             if fields.get("direction") == "in":
                 door = fields.get("door") or str(event.get("source", "")).removeprefix("door:")
-                self.enter(person, str(fields.get("name", "")), str(fields.get("role", "")), door, at)
+                self.enter(person, str(fields.get("name", "")), str(fields.get("role", "")), door, at,
+                           escort=fields.get("escort"), visit=fields.get("visit") if fields.get("escort") else None)
             elif fields.get("direction") == "out":
                 self.exit(person, at)
         elif kind == "access.exit":
@@ -208,6 +243,11 @@ class Presence:
                     self._unattributed += 1  # the logbook said who went out; only count the ambiguous press
         elif kind == "access.overstay":
             self.mark_reported(str(fields["person"]))
+        elif kind == "visit.checked_out":  # the desk's check-out: whoever of them is still inside is out
+            at = parse_utc(event["ts"])
+            for visitor in fields.get("visitors") or []:
+                if isinstance(visitor, Mapping) and visitor.get("key"):
+                    self.exit(str(visitor["key"]), at)
         # person.revoked and the rest: revoking someone does not walk them out of the room
 
     @classmethod

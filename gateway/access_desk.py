@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +42,7 @@ def _text(params: Mapping[str, Any], key: str, *, required: bool = True, default
 class AccessDesk:
     def __init__(self, config: Config, registry: PeopleRegistry, doors: DoorSet | None) -> None:
         self.config, self.registry, self.doors = config, registry, doors
+        self.on_revoked: Callable[[str], None] | None = None  # escorted visits: an escort revoked mid-visit
 
     def handlers(self) -> dict[str, Any]:
         """Control-socket operations, by name."""
@@ -81,6 +82,11 @@ class AccessDesk:
         elif revocation.finger_slots:
             sensors = {name: "not_running: erased when the gateway next starts (it syncs every sensor)"
                        for name in self._configured_sensors()}
+        if self.on_revoked is not None:
+            try:
+                self.on_revoked(person.id)
+            except Exception as exc:  # the revocation stands; the visit alarm is reported, not lost silently
+                log.error("person %s revoked, but their escorted visits could not be checked: %s", person.id, exc)
         if revocation.finger_slots or revocation.faces:
             self.registry.writer.append("biometric.erased", SOURCE, {  # type: ignore[union-attr]
                 "person": person.id, "name": person.name, "by": by, "faces": revocation.faces,

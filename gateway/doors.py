@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # the face stack (dlib, OpenCV, numpy) is loaded only for a d
 log = logging.getLogger(__name__)
 
 Emit = Callable[[str, str, Mapping[str, Any]], object]
-PRESENCE_KINDS = ("access.granted", "access.exit", "access.overstay")
+PRESENCE_KINDS = ("access.granted", "access.exit", "access.overstay", "visit.checked_out")
 
 
 class UnknownDoorError(DcgateError):
@@ -61,6 +61,15 @@ class DoorSet:
         self._board = board
         self.doors: dict[str, Door] = {}
         self._faces: tuple[list[str], Any] | None = None
+        self.visits: Any = None  # access.visits.VisitBook, once attach_visits() is called
+        self.admissions: Any = None  # access.admission.Admissions
+        self._next_id_sweep = 0.0
+
+    def attach_visits(self, book: Any, admissions: Any) -> None:
+        """Escorted visits: every door's decision admits armed visits; the tick watches their time limits."""
+        self.visits, self.admissions = book, admissions
+        for door in self.doors.values():
+            door.access.admissions = admissions
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -88,14 +97,31 @@ class DoorSet:
                 link.close()
 
     def tick(self) -> None:
-        """Health-loop work: second factors that timed out, people over their maximum stay."""
+        """Health-loop work: second factors that timed out, people over their maximum stay, visits' limits."""
         for door in self.doors.values():
             door.access.tick()
         now = time.time()
-        for stay in self.presence.overstays(now, self.policy.max_stay_s):
+        for stay in self.presence.overstays(now, self.policy.max_stay_s, exempt=self._escorting):
             limit = self.policy.max_stay_s(stay.role) or 0
             self._emit("access.overstay", f"door:{stay.door}",
                        stay.as_dict(now) | {"max_stay_h": round(limit / 3600, 2)})
+        if self.visits is None:
+            return
+        for work in (self.admissions.tick, lambda: self.visits.overstays(self.presence.keys(), now)):
+            try:
+                work()
+            except Exception as exc:  # one bad visit must not stop the doors' own housekeeping
+                log.error("visits: %s", exc)
+        if now >= self._next_id_sweep:  # UU PDP: full ID numbers go once their retention ends
+            self._next_id_sweep = now + 3600
+            try:
+                self.visits.erase_old_ids(now)
+            except Exception as exc:
+                log.error("visits: could not erase expired ID numbers: %s", exc)
+
+    def _escorting(self, stay: Any) -> bool:
+        """No access.overstay for a visitor (their visit has its limit) or an escort whose visitors are inside."""
+        return stay.escort is not None or bool(self.presence.visitors_with(stay.person))
 
     def door(self, name: str) -> Door:
         try:
@@ -106,22 +132,24 @@ class DoorSet:
 
     def snapshot(self) -> dict[str, Any]:
         out = {}
+        armed = self.admissions.snapshot() if self.admissions is not None else {}
         for name, door in self.doors.items():
             out[name] = door.controller.snapshot() | {
                 "auth": door.config.auth,
                 "pending": door.access.pending(),
+                "visit_armed": armed.get(name),
                 "camera": None if door.face is None else door.face.status(),
                 "fingerprint": {k: s.status() for k, s in door.fingers.items()},
             }
         return out
 
     def inside(self) -> list[dict[str, Any]]:
-        return inside_rows(self.presence, self.policy)
+        return inside_rows(self.presence, self.policy, self.visits)
 
     @staticmethod
-    def inside_offline(config: Config) -> list[dict[str, Any]]:
+    def inside_offline(config: Config, visits: Any = None) -> list[dict[str, Any]]:
         """`dcgate inside` while the gateway is stopped: the same answer, from the logbook."""
-        return inside_rows(load_presence(config.database_path), AccessPolicy(config.access))
+        return inside_rows(load_presence(config.database_path), AccessPolicy(config.access), visits)
 
     # -- building ----------------------------------------------------------------------------------
     def _build(self, cfg: DoorConfig) -> Door:
@@ -243,14 +271,41 @@ class DoorSet:
         return results
 
 
-def inside_rows(presence: Presence, policy: AccessPolicy) -> list[dict[str, Any]]:
+def inside_rows(presence: Presence, policy: AccessPolicy, visits: Any = None) -> list[dict[str, Any]]:
+    """Everyone inside; a visitor's row has their visit, escort and time left (from the visit book)."""
     now = time.time()
     rows = []
     for stay in presence.inside():
+        if stay.visit is not None:
+            rows.append(stay.as_dict(now) | _visitor_row(stay, visits, now))
+            continue
         limit = policy.max_stay_s(stay.role)
-        rows.append(stay.as_dict(now) | {"max_stay_h": None if limit is None else round(limit / 3600, 2),
-                                         "overstay": limit is not None and now - stay.since > limit})
+        row = stay.as_dict(now) | {"max_stay_h": None if limit is None else round(limit / 3600, 2),
+                                   "overstay": limit is not None and now - stay.since > limit}
+        escorting = [v.person for v in presence.visitors_with(stay.person)]
+        if escorting:
+            row.update(escorting=escorting, overstay=False)  # the visit's limit watches the group
+        rows.append(row)
     return rows
+
+
+def _visitor_row(stay: Any, visits: Any, now: float) -> dict[str, Any]:
+    from access.presence import parse_utc
+
+    row: dict[str, Any] = {"escort": stay.escort, "escort_name": None, "deadline": None, "time_left_s": None,
+                           "overstay": False}
+    if visits is None:
+        return row
+    try:
+        visit, visitor = visits.visitor(stay.person)
+    except DcgateError:
+        return row
+    row.update(org=visit.org, purpose=visit.purpose, kind=visit.kind, escort_name=visitor.get("escort_name"),
+               deadline=visitor.get("deadline"))
+    if visitor.get("deadline"):
+        left = parse_utc(visitor["deadline"]) - now
+        row.update(time_left_s=round(left, 1), overstay=left < 0)
+    return row
 
 
 def recognizer_settings(cfg: DoorConfig) -> RecognizerSettings:
@@ -284,7 +339,7 @@ def load_presence(database: Path) -> Presence:
     db = open_for_reading(database)
     try:
         rows = db.conn.execute(
-            "SELECT kind, ts, source, payload FROM events WHERE kind IN (?, ?, ?) ORDER BY seq", PRESENCE_KINDS
+            "SELECT kind, ts, source, payload FROM events WHERE kind IN (?, ?, ?, ?) ORDER BY seq", PRESENCE_KINDS
         ).fetchall()
     finally:
         db.close()

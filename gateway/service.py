@@ -64,6 +64,7 @@ class Gateway:
         self.power: Any = None
         self.doors: Any = None  # gateway.doors.DoorSet, when [[doors]] are configured
         self.desk: Any = None  # gateway.access_desk.AccessDesk
+        self.visit_desk: Any = None  # gateway.visit_desk.VisitDesk
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -139,6 +140,21 @@ class Gateway:
             self.doors = DoorSet(cfg, registry, self._emit)
             self.doors.start()
         self.desk = AccessDesk(cfg, registry, self.doors)
+        self._start_visits(registry)
+
+    def _start_visits(self, registry: Any) -> None:
+        """Guests and vendors: the visit book always; arming doors for escorts only when there are doors."""
+        from gateway.visit_desk import VisitDesk, build_visit_book
+
+        book = build_visit_book(self.config, self.writer, registry)
+        admissions = None
+        if self.doors is not None:
+            from access.admission import Admissions
+
+            admissions = Admissions(book, self.doors.presence, self.config.visits.admit_window_s, self._emit)
+            self.doors.attach_visits(book, admissions)
+            self.desk.on_revoked = admissions.escort_revoked
+        self.visit_desk = VisitDesk(self.config, book, self.doors, admissions)
 
     def run_until_stopped(self) -> bool:
         """Block until SIGTERM/SIGINT (or `request_stop`), pinging the systemd watchdog meanwhile.
@@ -175,6 +191,11 @@ class Gateway:
                 states[f"{self.config.base_topic}/door/{name}"] = {
                     k: snapshot[k] for k in ("state", "locked", "door_open", "held_open", "forced", "faults")
                 } | {"inside": len(self.doors.presence)}
+        if self.visit_desk is not None:
+            try:
+                states[f"{self.config.base_topic}/visits"] = self.visit_desk.state()
+            except Exception as exc:  # a state topic must not stop the health loop
+                log.error("visits state topic: %s", exc)
         for topic, state in states.items():
             self.forwarder.publish_retained(topic, json.dumps(state, separators=(",", ":"), default=str))
 
@@ -238,6 +259,7 @@ class Gateway:
             "probe.read": self._probe_read,
             "alarm.ack": self._alarm_ack,
             **(self.desk.handlers() if self.desk is not None else {}),
+            **(self.visit_desk.handlers() if self.visit_desk is not None else {}),
         }
 
     def _sim_set(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -300,6 +322,7 @@ class Gateway:
             },
             "alarms": self._alarms().active(),
             **({"doors": self.doors.snapshot(), "inside": self.doors.inside()} if self.doors is not None else {}),
+            **({"visits": self.visit_desk.state()} if self.visit_desk is not None else {}),
         }
 
 

@@ -12,7 +12,7 @@ set -euo pipefail
 # shellcheck source=hardware/setup.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../hardware/setup.sh"
 
-ensure_apt_packages mosquitto mosquitto-clients nut-server socat sqlite3
+ensure_apt_packages mosquitto mosquitto-clients nut-server socat sqlite3 fonts-dejavu-core
 ensure_venv dev,face
 
 cd "$DCGATE_ROOT"

@@ -218,17 +218,30 @@ def _inside(args: argparse.Namespace) -> int:
         rows = call(config.control_socket_path, "inside", {})
     except ServiceNotRunningError:
         from gateway.doors import DoorSet
+        from gateway.visit_desk import build_visit_book
 
-        rows = DoorSet.inside_offline(config)
+        book = build_visit_book(config, None) if config.database_path.exists() else None
+        rows = DoorSet.inside_offline(config, book)
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
         return 0
     if not rows:
         print("tidak ada orang di dalam / nobody inside")
+    names = {row["person"]: row["name"] for row in rows}
     for row in rows:
         flag = "  MELEBIHI BATAS / OVERSTAY" if row.get("overstay") else ""
-        print(f"{row['name']:<28} {row['role']:<8} sejak/since {row['since']}  pintu/door {row['door']}  "
-              f"{row['stay_s'] / 3600:.1f} h{flag}")
+        if row.get("visit"):
+            kind = {"guest": "tamu/guest", "vendor": "vendor"}.get(str(row.get("kind")), str(row["role"]))
+            escort = row.get("escort_name") or names.get(row.get("escort"), row.get("escort"))
+            left = row.get("time_left_s")
+            remaining = "" if left is None else (f"  sisa/left {max(left, 0) / 60:.0f} min" if left >= 0 else
+                                                 f"  lewat/over {-left / 60:.0f} min")
+            print(f"{row['name']:<28} {kind:<11} {row['visit']}  pendamping/escort {escort}  "
+                  f"sejak/since {row['since']}{remaining}{flag}")
+            continue
+        escorting = f"  mendampingi/escorting {len(row['escorting'])}" if row.get("escorting") else ""
+        print(f"{row['name']:<28} {row['role']:<11} sejak/since {row['since']}  pintu/door {row['door']}  "
+              f"{row['stay_s'] / 3600:.1f} h{escorting}{flag}")
     return 0
 
 

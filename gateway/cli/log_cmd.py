@@ -25,6 +25,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         help="the access logbook (buku log akses): who entered, left or was refused, and what the doors did",
     )
     log.add_argument("--person", metavar="P", help="only this person: id, NIP or full name")
+    log.add_argument("--visit", metavar="VISIT", help="only this visit: its steps and its visitors' entries")
     log.add_argument("--door", metavar="D", help="only this door (its name in [[doors]])")
     log.add_argument("--since", metavar="T", help="from this time: 15m, 2h, 7d ago, or ISO 8601")
     log.add_argument("--until", metavar="T", help="before this time (same forms as --since)")
@@ -48,7 +49,8 @@ def _logbook(args: argparse.Namespace) -> int:
     # parse both before reading anything: a typo in --until must not print half an answer
     since = _time(args.since, tz) if args.since else None
     until = _time(args.until, tz) if args.until else None
-    entries = query(config.database_path, person=args.person, door=args.door, since=since, until=until)
+    entries = query(config.database_path, person=args.person, door=args.door, since=since, until=until,
+                    visit=args.visit)
     if args.csv:
         write_csv(entries, sys.stdout, tz)
     elif args.json:

@@ -27,6 +27,7 @@ from gateway.config.modbus import ModbusRtuProbeConfig, ModbusTcpProbeConfig, bu
 from gateway.config.power import PowerConfig
 from gateway.config.thresholds import ThresholdConfig
 from gateway.config.ups import UpsConfig
+from gateway.config.visits import VisitsConfig
 
 
 class MqttConfig(StrictModel):
@@ -186,6 +187,10 @@ class Config(StrictModel):
         description="who may enter when: the template key, the time zone, second-factor window, role rules",
     )
     doors: DoorList = Field(default_factory=list, description="[[doors]]: the doors this gateway controls")
+    visits: VisitsConfig = Field(
+        default_factory=VisitsConfig,
+        description="guest and vendor visits: time limits, the escort's admission window, ID number retention",
+    )
 
     @model_validator(mode="after")
     def _doors_need_a_key_and_free_pins(self) -> Config:

@@ -124,12 +124,84 @@ def _0005_access(db: sqlite_utils.Database) -> None:
     )
 
 
+def _0006_visits(db: sqlite_utils.Database) -> None:
+    # Guest and vendor visits (access/visits.py). A visitor's ID number is held only as AES-GCM
+    # ciphertext (id_nonce, id_cipher) with the access key; both are set to NULL after
+    # visits.id_retention_days, and only the masked form stays. JSON columns: devices, escorts, checklist.
+    # One statement at a time: executescript would commit the migration's transaction half-way.
+    for statement in (
+        """
+        CREATE TABLE visits (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('guest', 'vendor')),
+            org TEXT NOT NULL,
+            purpose TEXT NOT NULL,
+            devices TEXT NOT NULL DEFAULT '[]',
+            expected_min INTEGER NOT NULL,
+            window_start TEXT NOT NULL,
+            window_end TEXT NOT NULL,
+            requested_at TEXT NOT NULL,
+            requested_by TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('requested', 'approved', 'rejected', 'checked_out')),
+            approved_by TEXT,
+            approved_at TEXT,
+            escorts TEXT NOT NULL DEFAULT '[]',
+            rejected_by TEXT,
+            rejected_at TEXT,
+            reject_reason TEXT,
+            extra_min INTEGER NOT NULL DEFAULT 0,
+            checked_out_at TEXT,
+            checked_out_by TEXT,
+            activities TEXT,
+            checklist TEXT,
+            escort_alarm TEXT,
+            escort_alarm_at TEXT
+        )
+        """,
+        """
+        CREATE TABLE visitors (
+            visit_id TEXT NOT NULL REFERENCES visits (id),
+            n INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            id_type TEXT NOT NULL,
+            id_masked TEXT NOT NULL,
+            id_nonce BLOB,
+            id_cipher BLOB,
+            arrived_at TEXT,
+            received_by TEXT,
+            gadgets TEXT,
+            entered_at TEXT,
+            escort TEXT,
+            exited_at TEXT,
+            returned_by TEXT,
+            overstay_at TEXT,
+            PRIMARY KEY (visit_id, n)
+        )
+        """,
+        """
+        CREATE TABLE visit_extensions (
+            visit_id TEXT NOT NULL REFERENCES visits (id),
+            at TEXT NOT NULL,
+            by TEXT NOT NULL,
+            minutes INTEGER NOT NULL,
+            reason TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX visits_status ON visits (status)",
+        "CREATE INDEX visits_requested_at ON visits (requested_at)",
+        "CREATE INDEX visitors_overstay ON visitors (overstay_at) WHERE overstay_at IS NOT NULL",
+        "CREATE INDEX visit_extensions_visit ON visit_extensions (visit_id, at)",
+    ):
+        db.execute(statement)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_events", _0001_events),
     ("0002_outbox", _0002_outbox),
     ("0003_events_insert_only_at_the_end", _0003_events_insert_only_at_the_end),
     ("0004_prunable_readings", _0004_prunable_readings),
     ("0005_access", _0005_access),
+    ("0006_visits", _0006_visits),
 ]
 
 
