@@ -46,6 +46,19 @@ class Armed:
     until_wall: float  # epoch seconds, for people
 
 
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """An assigned escort is being let in at an armed door: the visitors coming with them."""
+
+    armed: Armed
+    coming: list[dict[str, Any]]  # [{key, name}]
+    assigned: bool = True  # False: someone else entered while the door waited for the visit's escort
+
+    @property
+    def visit(self) -> str:
+        return self.armed.visit
+
+
 class Admissions:
     """Thread-safe: the door stations, the control socket and the health loop all call in."""
 
@@ -60,21 +73,23 @@ class Admissions:
     # -- arming --------------------------------------------------------------------------------------
     def arm(self, visit_ref: str, door: str, by: str) -> dict[str, Any]:
         """Arm `door` for the visit, after checking it may be admitted now; raises VisitRefusedError."""
-        visit = self.book.check_admissible(visit_ref, inside=self.presence.keys(), by=by)
-        with self._changed:
-            current = self._armed.get(door)
-            busy = current is not None and current.visit != visit.id and current.until > self._clock()
-        if busy:
-            assert current is not None
-            raise self.book.refuse(
-                visit.id, step="admit", reason="door_busy", by=by, source=f"door:{door}",
-                detail=f"door {door} is waiting for the escort of {current.visit} until {iso_utc(current.until_wall)}",
-            )
+        visit = self.book.check_admissible(visit_ref, inside=self.presence.keys(), by=by, source=f"door:{door}")
         armed = Armed(visit.id, door, frozenset(visit.escort_ids), by, self._clock() + self.window_s,
                       self._wall() + self.window_s)
-        with self._changed:
-            self._armed[door] = armed
-            self._outcomes[visit.id] = []
+        with self._changed:  # the check and the arming in one step: two desks cannot both take the door
+            current = self._armed.get(door)
+            lapsed = current if current is not None and current.until <= self._clock() else None
+            busy = current if current is not None and lapsed is None and current.visit != visit.id else None
+            if busy is None:
+                self._armed[door] = armed
+                self._outcomes[visit.id] = []
+        if lapsed is not None and lapsed.visit != visit.id:
+            self._lapse(lapsed)  # its window passed before the health loop noticed: still logged
+        if busy is not None:
+            raise self.book.refuse(
+                visit.id, step="admit", reason="door_busy", by=by, source=f"door:{door}",
+                detail=f"door {door} is waiting for the escort of {busy.visit} until {iso_utc(busy.until_wall)}",
+            )
         self._emit("visit.admit_armed", f"door:{door}", {"visit": visit.id, "door": door, "by": by,
                                                           "window_s": self.window_s})
         inside = self.presence.keys()
@@ -109,33 +124,45 @@ class Admissions:
                 self._changed.wait(left)
 
     # -- at the door ---------------------------------------------------------------------------------
-    def escort_for(self, door: str, person_id: str) -> str | None:
-        """The visit `person_id` is about to admit at `door` (an assigned escort of the armed visit)."""
-        armed = self.armed_at(door)
-        return armed.visit if armed is not None and person_id in armed.escorts else None
-
-    def after_grant(self, door: str, person: Person, method: str) -> dict[str, Any]:
-        """An entry was granted at `door`: admit the armed visit with this escort, or log why not."""
+    def prepare(self, door: str, person: Person) -> Plan | dict[str, Any] | None:
+        """Before an entry granted at `door` is logged: the visit this escort brings in (a `Plan`), a refusal
+        to report (``{"visit_refused": ...}``), or None when the door is not armed."""
         from access.visits import VisitRefusedError
 
         armed = self.armed_at(door)
         if armed is None:
-            return {}
+            return None
+        if person.id not in armed.escorts:  # they enter in their own right; the door waits for the right escort
+            return Plan(armed, [], assigned=False)
+        inside = self.presence.keys()
         try:
-            entries = self.book.admit(armed.visit, escort=person.id, door=door, method=method,
-                                      inside=self.presence.keys())
+            visit = self.book.check_admissible(armed.visit, inside=inside, source=f"door:{door}", by=person.id)
         except VisitRefusedError as exc:
-            final = exc.reason != "escort_not_assigned"  # the door stays armed for the right escort
-            if final:
-                self._disarm(armed)
-            refused = {"visit": armed.visit, "reason": exc.reason, "message": str(exc)}
-            self._outcome(armed.visit, refused | {"final": final, "admitted": []})
-            return {"visit_refused": refused}
+            self._disarm(armed)
+            return self._refused(armed, exc.reason, exc, final=True)
+        coming = [{"key": v["key"], "name": v["name"]} for v in visit.visitors
+                  if v["arrived_at"] and v["exited_at"] is None and v["key"] not in inside]
+        return Plan(armed, coming)
+
+    def admit(self, plan: Plan, person: Person, method: str) -> dict[str, Any]:
+        """After the escort's entry is logged: one entry per visitor, linked to them; the door is disarmed."""
+        from access.visits import VisitRefusedError
+
+        armed = plan.armed
+        if not plan.assigned:  # logged after their own entry, which it refers to
+            error = self.book.refuse(armed.visit, step="admit", reason="escort_not_assigned", by=person.id,
+                                     source=f"door:{armed.door}", detail=f"{person.name} is not an assigned escort")
+            return self._refused(armed, "escort_not_assigned", error, final=False)
+        self._disarm(armed)
+        try:
+            entries = self.book.admit(armed.visit, escort=person.id, door=armed.door, method=method,
+                                      inside=self.presence.keys())
+        except VisitRefusedError as exc:  # changed between the check and now (another desk): logged by the book
+            return self._refused(armed, exc.reason, exc, final=True)
         now = self._wall()
         for fields in entries:
-            self.presence.enter(str(fields["person"]), str(fields["name"]), str(fields["role"]), door, now,
+            self.presence.enter(str(fields["person"]), str(fields["name"]), str(fields["role"]), armed.door, now,
                                 escort=person.id, visit=armed.visit)
-        self._disarm(armed)
         admitted = [{"key": f["person"], "name": f["name"], "deadline": f.get("deadline")} for f in entries]
         self._outcome(armed.visit, {"visit": armed.visit, "final": True, "escort": person.id, "admitted": admitted})
         return {"visit": armed.visit, "admitted": admitted}
@@ -148,9 +175,7 @@ class Admissions:
         visit_reason = "escort_inactive" if reason in _INACTIVE else "escort_denied"
         error = self.book.refuse(armed.visit, step="admit", reason=visit_reason, by=person.id,
                                  source=f"door:{door}", detail=f"{person.name}: {reason}")
-        refused = {"visit": armed.visit, "reason": visit_reason, "message": str(error)}
-        self._outcome(armed.visit, refused | {"final": False, "admitted": []})
-        return {"visit_refused": refused}
+        return self._refused(armed, visit_reason, error, final=False)
 
     def after_exit(self, door: str, person: Person) -> None:
         """`person` was identified leaving: are they an escort leaving visitors behind?"""
@@ -168,16 +193,18 @@ class Admissions:
             for armed in lapsed:
                 del self._armed[armed.door]
         for armed in lapsed:
-            try:
-                error = self.book.refuse(armed.visit, step="admit", reason="admit_timeout", by=armed.by,
-                                         source=f"door:{armed.door}",
-                                         detail=f"no assigned escort authenticated at {armed.door} within "
-                                                f"{self.window_s:g} s")
-                self._outcome(armed.visit, {"visit": armed.visit, "reason": "admit_timeout", "message": str(error),
-                                            "final": True, "admitted": []})
-            except Exception as exc:  # the health loop must go on; the logbook writer reports its own trouble
-                log.error("visit %s: could not record the admission timeout: %s", armed.visit, exc)
+            self._lapse(armed)
         self._clear_escort_alarms()
+
+    def _lapse(self, armed: Armed) -> None:
+        try:
+            error = self.book.refuse(armed.visit, step="admit", reason="admit_timeout", by=armed.by,
+                                     source=f"door:{armed.door}",
+                                     detail=f"no assigned escort authenticated at {armed.door} within "
+                                            f"{self.window_s:g} s")
+            self._refused(armed, "admit_timeout", error, final=True)
+        except Exception as exc:  # the health loop must go on; the logbook writer reports its own trouble
+            log.error("visit %s: could not record the admission timeout: %s", armed.visit, exc)
 
     def _clear_escort_alarms(self) -> None:
         inside = self.presence.keys()
@@ -192,19 +219,16 @@ class Admissions:
 
     # -- helpers -------------------------------------------------------------------------------------
     def _escort_gone(self, person_id: str, condition: str, source: str) -> None:
-        left_behind = self.presence.visitors_with(person_id)
-        by_visit: dict[str, list[str]] = {}
-        for stay in left_behind:
-            by_visit.setdefault(stay.visit or "", []).append(stay.person)
+        """`person_id` left or lost their right to escort: every open visit they escort whose visitors are
+        inside with no other usable assigned escort raises an alarm (whoever admitted the visitors)."""
         inside = self.presence.keys()
-        for visit_id, keys in by_visit.items():
-            if not visit_id:
+        for visit in self.book.escort_visits(person_id):
+            keys = [v["key"] for v in visit.visitors if v["key"] in inside]
+            if not keys:
                 continue
-            visit = self.book.get(visit_id)
-            others = [e for e in visit.escort_ids if e != person_id and e in inside and self._usable(e)]
-            if others and condition == "escort_left":
+            if any(e != person_id and e in inside and self._usable(e) for e in visit.escort_ids):
                 continue  # another assigned escort is with them
-            self.book.set_escort_alarm(visit_id, condition=condition, escort=person_id, visitors_inside=keys,
+            self.book.set_escort_alarm(visit.id, condition=condition, escort=person_id, visitors_inside=keys,
                                        source=source)
 
     def _usable(self, person_id: str) -> bool:
@@ -221,6 +245,11 @@ class Admissions:
             if self._armed.get(armed.door) == armed:
                 del self._armed[armed.door]
 
+    def _refused(self, armed: Armed, reason: str, error: Exception, *, final: bool) -> dict[str, Any]:
+        refused = {"visit": armed.visit, "reason": reason, "message": str(error)}
+        self._outcome(armed.visit, refused | {"final": final, "admitted": []})
+        return {"visit_refused": refused}
+
     def _outcome(self, visit: str, outcome: dict[str, Any]) -> None:
         with self._changed:
             self._outcomes.setdefault(visit, []).append(outcome)
@@ -229,4 +258,4 @@ class Admissions:
             self._changed.notify_all()
 
 
-__all__ = ["Admissions", "Armed"]
+__all__ = ["Admissions", "Armed", "Plan"]

@@ -167,9 +167,15 @@ class DoorAccess:
     def _allow(self, person: Person, method: str, direction: str, evidence: dict[str, Any]) -> dict[str, Any]:
         result = self._result("granted", None, person, method, direction, evidence)
         admissions = self.admissions
+        plan = None
         if direction == "in":
-            if admissions is not None and (visit := admissions.escort_for(self.door.name, person.id)):
-                result["visit"] = visit  # the escort's own entry names the visit they bring in
+            if admissions is not None:
+                plan = self._visit_part(lambda: admissions.prepare(self.door.name, person), result)
+                if isinstance(plan, dict):  # refused: reported with the escort's own entry
+                    result.update(plan)
+                    plan = None
+                elif plan is not None and plan.assigned:  # the escort's entry names the visit and who comes
+                    result.update(visit=plan.visit, admitted=[visitor["key"] for visitor in plan.coming])
             self.presence.enter(person.id, person.name, person.role, self.door.name, self._wall())
         else:
             self.presence.exit(person.id, self._wall())
@@ -179,18 +185,21 @@ class DoorAccess:
         except Exception as exc:  # the logbook says granted; the door could not act on it: say so, stay locked
             log.error("door %s: could not unlock for %s: %s", self.door.name, person.id, exc)
             result["unlock_error"] = str(exc)
-        if admissions is not None:
-            try:
-                if direction == "in":
-                    result.update(admissions.after_grant(self.door.name, person, method))
-                else:
-                    admissions.after_exit(self.door.name, person)
-            except Exception as exc:  # the escort's own entry stands; the visit part is reported, not lost
-                log.error("door %s: visit handling after %s's %s failed: %s", self.door.name, person.id,
-                          direction, exc)
-                result["visit_error"] = str(exc)
+        if admissions is not None and plan is not None:
+            self._visit_part(lambda: result.update(admissions.admit(plan, person, method)), result)
+        elif admissions is not None and direction == "out":
+            self._visit_part(lambda: admissions.after_exit(self.door.name, person), result)
         self._notify(result)
         return result
+
+    def _visit_part(self, work: Callable[[], Any], result: dict[str, Any]) -> Any:
+        """The visit side of a decision; a failure there is logged and reported, and the person's own stands."""
+        try:
+            return work()
+        except Exception as exc:
+            log.error("door %s: visit handling for %s failed: %s", self.door.name, result.get("person"), exc)
+            result["visit_error"] = str(exc)
+            return None
 
     def _deny(self, method: str, direction: str, reason: str, person: Person | None,
               evidence: dict[str, Any]) -> dict[str, Any]:
