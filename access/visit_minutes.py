@@ -513,6 +513,14 @@ class _Minutes:
                     self.cell_text(f"Identitas dikembalikan oleh (pengunjung {index})", returned, pdf.epw * widths[5]),
                 )
                 table.row([pdf.t(c) for c in cells])
+        deposited = [v for v in self.visitors if _clean(v.get("gadgets"))]
+        if deposited:  # a guest deposits gadgets as well as the ID (Tegal 2.3): what, and that it came back
+            self.pdf.ln(1)
+            self.text("Barang yang dititipkan / Items deposited:", style="B")
+            for visitor in deposited:
+                back = _clean(visitor.get("returned_by_name") or visitor.get("returned_by"))
+                state = f"dikembalikan oleh / returned by {back}" if back else "belum dikembalikan / not returned yet"
+                self.text(f"{_clean(visitor.get('name'))}: {_clean(visitor.get('gadgets'))} ({state})")
 
     def activities(self) -> None:
         self.bilingual("Kegiatan yang dilakukan", "Activities")

@@ -194,7 +194,7 @@ def test_vendor_visit_from_request_to_minutes(door_config, gateway_factory, subs
 # -- a guest: every refusal, the overstay alarm, the escort leaving, an escort revoked -----------------
 
 
-def test_guest_refusals_overstay_and_escort_alarms(door_config, make_config, key_file, gateway_factory):  # noqa: F811
+def test_guest_refusals_overstay_and_escort_alarms(make_config, key_file, gateway_factory, tmp_path):  # noqa: F811
     config = make_config(access={"key_file": str(key_file)}, doors=[finger_door()],
                          visits={"guest_max_min": 0.1, "admit_window_s": 10})  # a 6-second guest visit
     gw = gateway_factory(config)
@@ -272,9 +272,15 @@ def test_guest_refusals_overstay_and_escort_alarms(door_config, make_config, key
     revoked = wait_event(gw, "visit.escort_alarm", count=2, visit=visit)
     assert revoked["condition"] == "escort_revoked"
     assert finger(config, escort_slot)["reason"] == "unknown_finger"  # the template is gone from the sensor
+    pdf = tmp_path / "tamu.pdf"
     dcgate(config, "visit", "checkout", visit, "--by", second, "--returned-by", other, "--activities",
-           "Melihat ruang server dan rak jaringan")
+           "Melihat ruang server dan rak jaringan", "--minutes-pdf", str(pdf))
     assert wait_event(gw, "visit.escort_alarm_cleared", count=2, visit=visit)["reason"] == "checked_out"
+    minutes = "\n".join(page.extract_text() for page in PdfReader(pdf).pages)
+    for words in ("BERITA ACARA KEGIATAN", visit, "Tamu", "Dewi Lestari", "Bappeda Provinsi", "Melihat ruang server",
+                  "1 ponsel, 1 laptop", "dikembalikan oleh / returned by Budi Santoso", "Rina Marlina"):
+        assert words in minutes, f"{words!r} not in the minutes:\n{minutes}"
+    assert PASSPORT not in minutes
     assert all(row["person"] != f"{visit}.1" for row in inside(config))
 
     # after the check-out only staff are left: Budi (in on his own) and the revoked escort, two parties,

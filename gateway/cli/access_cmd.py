@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from gateway.cli.common import load
+from gateway.cli.common import load, run_offline
 from gateway.config.models import Config
 from gateway.control.client import call
 from gateway.errors import ServiceNotRunningError
@@ -266,19 +266,10 @@ def _offline(config: Config, op: str, params: dict[str, Any]) -> Any:
     from access.crypto import TemplateCipher
     from access.people import PeopleRegistry
     from gateway.access_desk import AccessDesk
-    from gateway.datadir import DataDirLock
-    from gateway.store.writer import StoreWriter
 
-    lock = DataDirLock(config.data_dir)
-    lock.acquire()  # the gateway may have started meanwhile: then this refuses, and nothing is written twice
-    try:
-        writer = StoreWriter(config.database_path, synchronous=config.store.synchronous, outbox=config.outbox)
-        writer.start()
-        try:
-            key = config.access.key_file
-            registry = PeopleRegistry(config.database_path, writer, TemplateCipher.from_file(key) if key else None)
-            return AccessDesk(config, registry, None).handlers()[op](params)
-        finally:
-            writer.stop()
-    finally:
-        lock.release()
+    def desk(writer: Any) -> AccessDesk:
+        key = config.access.key_file
+        registry = PeopleRegistry(config.database_path, writer, TemplateCipher.from_file(key) if key else None)
+        return AccessDesk(config, registry, None)
+
+    return run_offline(config, desk, op, params)

@@ -1,11 +1,14 @@
-"""Helpers shared by the CLI commands: which config, and time arguments."""
+"""Helpers shared by the CLI commands: which config, time arguments, and writing with the gateway stopped."""
 
 from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from gateway.config.loader import default_config_path, load_config
 from gateway.config.models import Config
@@ -45,3 +48,32 @@ def parse_time(text: str, *, now: datetime | None = None) -> str:
             moment = moment.astimezone()  # local time of this machine
     moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@contextmanager
+def offline_writer(config: Config) -> Iterator[Any]:
+    """The store's one writer, for a CLI change while the gateway is stopped.
+
+    Takes the data directory's lock first: if the gateway started meanwhile this refuses, so nothing is
+    ever written by two writers.
+    """
+    from gateway.datadir import DataDirLock
+    from gateway.store.writer import StoreWriter
+
+    lock = DataDirLock(config.data_dir)
+    lock.acquire()
+    try:
+        writer = StoreWriter(config.database_path, synchronous=config.store.synchronous, outbox=config.outbox)
+        writer.start()
+        try:
+            yield writer
+        finally:
+            writer.stop()
+    finally:
+        lock.release()
+
+
+def run_offline(config: Config, desk: Callable[[Any], Any], op: str, params: dict[str, Any]) -> Any:
+    """Run control operation `op` on the desk `desk(writer)` builds, with the gateway stopped."""
+    with offline_writer(config) as writer:
+        return desk(writer).handlers()[op](params)

@@ -22,7 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.cli.access_cmd import SLOW_TIMEOUT_S, _by_default
-from gateway.cli.common import load
+from gateway.cli.common import load, run_offline
 from gateway.config.models import Config
 from gateway.control.client import call
 from gateway.errors import InvalidValueError, ServiceNotRunningError
@@ -590,24 +590,6 @@ def _visit_call(config: Config, op: str, params: dict[str, Any], *, timeout: flo
 
 
 def _offline(config: Config, op: str, params: dict[str, Any]) -> Any:
-    from gateway.datadir import DataDirLock
-    from gateway.store.writer import StoreWriter
     from gateway.visit_desk import VisitDesk
 
-    lock = DataDirLock(config.data_dir)
-    lock.acquire()  # the gateway may have started meanwhile: then this refuses, and nothing is written twice
-    try:
-        writer = StoreWriter(config.database_path, synchronous=config.store.synchronous, outbox=config.outbox)
-        writer.start()
-        try:
-            desk = VisitDesk.offline(config, writer)
-            try:
-                return desk.handlers()[op](params)
-            finally:
-                close = getattr(desk, "close", None)
-                if callable(close):
-                    close()
-        finally:
-            writer.stop()
-    finally:
-        lock.release()
+    return run_offline(config, lambda writer: VisitDesk.offline(config, writer), op, params)
