@@ -142,7 +142,8 @@ class VisitDesk:
 
     # -- reads ---------------------------------------------------------------------------------------
     def list_visits(self, p: Mapping[str, Any]) -> list[dict[str, Any]]:
-        return [self._out(v) for v in self.book.list(include_closed=bool(p.get("all")))]
+        inside = self._inside()  # once for the whole list: offline it is a replay of the logbook
+        return [self._out(v, inside) for v in self.book.list(include_closed=bool(p.get("all")))]
 
     def show(self, p: Mapping[str, Any]) -> dict[str, Any]:
         ref, by = _text(p, "visit"), _text(p, "reveal_by", required=False)
@@ -170,10 +171,13 @@ class VisitDesk:
                 "visits": visits}
 
     # -- helpers ---------------------------------------------------------------------------------------
-    def _out(self, visit: Visit) -> dict[str, Any]:
+    def _inside(self) -> set[str]:
+        return self.doors.presence.keys() if self.doors is not None else _inside_by_logbook(self.config)
+
+    def _out(self, visit: Visit, inside: set[str] | None = None) -> dict[str, Any]:
         """The visit as JSON, each visitor with whether the door counts them inside and their time left."""
         data = visit.as_dict()
-        inside = self.doors.presence.keys() if self.doors is not None else _inside_by_logbook(self.config)
+        inside = self._inside() if inside is None else inside
         now = time.time()
         for visitor in data["visitors"]:
             visitor["inside"] = visitor["key"] in inside
