@@ -531,7 +531,7 @@ def test_an_escort_and_their_visitors_leave_with_one_press(rig: Rig) -> None:
     match = rig.presence.exit_button(DOOR, now)
     assert sorted(stay.person for stay in match.persons) == sorted([rig.a.id, *keys(visit)])
     assert match.candidates == [] and rig.presence.keys() == set()
-    rig.writer.append("access.exit", SOURCE, match.event_fields(DOOR, now))
+    rig.writer.append_and_wait("access.exit", SOURCE, match.event_fields(DOOR, now))
     assert load_presence(rig.writer.path).keys() == set()
 
 
@@ -544,12 +544,12 @@ def test_two_parties_need_two_presses(rig: Rig) -> None:
     first = rig.presence.exit_button(DOOR, now)
     assert first.persons == [] and set(first.candidates) == everyone
     assert rig.presence.keys() == everyone and rig.presence.unattributed_exits == 1
-    rig.writer.append("access.exit", SOURCE, first.event_fields(DOOR, now))
+    rig.writer.append_and_wait("access.exit", SOURCE, first.event_fields(DOOR, now))
     replayed = load_presence(rig.writer.path)
     assert replayed.keys() == everyone and replayed.unattributed_exits == 1
     second = rig.presence.exit_button(DOOR, now + 5)
     assert {stay.person for stay in second.persons} == everyone and rig.presence.keys() == set()
-    rig.writer.append("access.exit", SOURCE, second.event_fields(DOOR, now + 5))
+    rig.writer.append_and_wait("access.exit", SOURCE, second.event_fields(DOOR, now + 5))
     assert [len(e.fields["persons"]) for e in rig.events("access.exit")] == [0, 4]
     assert load_presence(rig.writer.path).keys() == set()
 
