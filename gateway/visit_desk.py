@@ -123,10 +123,9 @@ class VisitDesk:
                                    checklist=checklist, visitors=_numbers(p, "visitors"),
                                    returned_by=_text(p, "returned_by", required=False) or None)
         if self.doors is not None:  # whoever of them the door still counts inside is out now
-            now = parse_utc(visit.checkout["at"]) if visit.checkout else None
             for visitor in visit.visitors:
                 if visitor["exited_at"] is not None:
-                    self.doors.presence.exit(visitor["key"], now or parse_utc(visitor["exited_at"]))
+                    self.doors.presence.exit(visitor["key"], parse_utc(visitor["exited_at"]))
         reply = self._out(visit)
         reply["minutes_pdf"] = None
         if out_path is not None:

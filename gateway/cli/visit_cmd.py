@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from access.presence import iso_utc
 from gateway.cli.access_cmd import SLOW_TIMEOUT_S, _by_default
 from gateway.cli.common import load, run_offline
 from gateway.config.models import Config
@@ -60,8 +61,7 @@ _ZONE_WORDS = {"WIB": 7, "WITA": 8, "WIT": 9}
 
 # -- times -------------------------------------------------------------------------------------------
 def _store_text(moment: datetime) -> str:
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return iso_utc(moment.timestamp())  # the store's UTC text form
 
 
 def parse_visit_time(text: str, zone: ZoneInfo, now: datetime | None = None) -> str:
