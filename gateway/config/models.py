@@ -28,6 +28,7 @@ from gateway.config.power import PowerConfig
 from gateway.config.thresholds import ThresholdConfig
 from gateway.config.ups import UpsConfig
 from gateway.config.visits import VisitsConfig
+from gateway.config.web import BackupConfig, WebConfig
 
 
 class MqttConfig(StrictModel):
@@ -190,6 +191,14 @@ class Config(StrictModel):
     visits: VisitsConfig = Field(
         default_factory=VisitsConfig,
         description="guest and vendor visits: time limits, the escort's admission window, ID number retention",
+    )
+    web: WebConfig | None = Field(
+        None, description="the web console served on the LAN: listen address, port, HTTPS, sessions, sign-in "
+                          "throttling; without [web] there is no console",
+    )
+    backup: BackupConfig | None = Field(
+        None, description="scheduled database backups: directory, interval (weekly) and how long they are kept "
+                          "(one year); without [backup] only `dcgate backup --to DIR` makes them",
     )
 
     @model_validator(mode="after")

@@ -195,6 +195,29 @@ def _0006_visits(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+def _0007_console_users(db: sqlite_utils.Database) -> None:
+    # Accounts of the web console (gateway/web/users.py). Only an argon2id hash of the password is
+    # kept. `person_id` links an account to a person of the access registry, whose identity signs
+    # what the SOP reserves for people (an officer approving a visit). Disabled accounts stay, so the
+    # audit trail's user names keep meaning something.
+    for statement in (
+        """
+        CREATE TABLE console_users (
+            name TEXT PRIMARY KEY,
+            role TEXT NOT NULL CHECK (role IN ('admin', 'officer', 'staff', 'viewer')),
+            password_hash TEXT NOT NULL,
+            person_id TEXT REFERENCES people (id),
+            active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            changed_at TEXT NOT NULL,
+            password_changed_at TEXT NOT NULL
+        )
+        """,
+    ):
+        db.execute(statement)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_events", _0001_events),
     ("0002_outbox", _0002_outbox),
@@ -202,6 +225,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0004_prunable_readings", _0004_prunable_readings),
     ("0005_access", _0005_access),
     ("0006_visits", _0006_visits),
+    ("0007_console_users", _0007_console_users),
 ]
 
 

@@ -111,8 +111,11 @@ class StoreWriter:
         housekeeping_s: float = 10.0,
         readings: Any = None,
         on_commit: Callable[[int], None] | None = None,
+        clock_ns: Callable[[], int] | None = None,
     ) -> None:
         self.path = path
+        # what stamps each event (UTC ns); a replay of a past month (tests, imports) passes its own
+        self._clock_ns = clock_ns
         self._synchronous = synchronous
         self._outbox_limits = outbox or OutboxConfig()
         self._readings = readings  # StoreConfig-like: readings_raw_days, readings_minute_days (None: keep raw)
@@ -279,7 +282,7 @@ class StoreWriter:
             if isinstance(item, tuple) and len(item) == 4 and isinstance(item[3], PendingEvent):
                 kind, source, payload, pending = item
                 seq += 1
-                event_id, ts = uuid7.text(), utc_timestamp()
+                event_id, ts = uuid7.text(), utc_timestamp(self._clock_ns() if self._clock_ns else None)
                 body_digest = payload_digest(payload)
                 digest = event_hash_from_digest(seq, event_id, ts, kind, source, body_digest, prev_hash)
                 rows.append((seq, event_id, ts, kind, source, payload, prev_hash, digest, body_digest))
