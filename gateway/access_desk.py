@@ -47,6 +47,8 @@ class AccessDesk:
     def handlers(self) -> dict[str, Any]:
         """Control-socket operations, by name."""
         return {
+            "person.list": lambda p: [person.as_dict() for person in self.registry.list(
+                include_revoked=bool(p.get("all")))],
             "person.add": self.person_add,
             "person.activate": lambda p: self.person_set_active(p, True),
             "person.deactivate": lambda p: self.person_set_active(p, False),

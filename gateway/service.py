@@ -65,6 +65,9 @@ class Gateway:
         self.doors: Any = None  # gateway.doors.DoorSet, when [[doors]] are configured
         self.desk: Any = None  # gateway.access_desk.AccessDesk
         self.visit_desk: Any = None  # gateway.visit_desk.VisitDesk
+        self.users: Any = None  # gateway.web.users.UserBook
+        self.web: Any = None  # gateway.web.server.WebServer, when [web] is configured
+        self.backups: Any = None  # gateway.backup.BackupScheduler, when [backup] is configured
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -121,6 +124,13 @@ class Gateway:
 
         self._control = ControlServer(cfg.control_socket_path, self._control_handlers())
         self._control.start()
+        if cfg.backup is not None:
+            from gateway.backup import BackupScheduler
+
+            self.backups = BackupScheduler(cfg, self._emit)
+            self.backups.start()
+        if cfg.web is not None:
+            self._start_console()
         self._notifier.ready(f"forwarding to {cfg.mqtt.host}:{cfg.mqtt.port}")
         self._ready = True
 
@@ -155,6 +165,26 @@ class Gateway:
             self.doors.attach_visits(book, admissions)
             self.desk.on_revoked = admissions.escort_revoked
         self.visit_desk = VisitDesk(self.config, book, self.doors, admissions)
+
+    def _start_console(self) -> None:
+        """The web console: the same operations as the control socket, called in-process."""
+        from gateway.web.app import build_app
+        from gateway.web.context import ConsoleContext
+        from gateway.web.server import WebServer
+        from gateway.web.sessions import SessionStore
+        from gateway.web.throttle import LoginThrottle
+
+        web = self.config.web
+        assert web is not None and self.users is not None
+        sessions = SessionStore(web.session_idle_min * 60, web.session_max_h * 3600)
+        self.users.on_change = lambda user, _what: sessions.end_user(user)
+        ctx = ConsoleContext(
+            config=self.config, ops=self._control_handlers(), status=self.status, users=self.users,
+            sessions=sessions, throttle=LoginThrottle(web.login_attempts, web.login_lockout_min * 60),
+            emit=self._emit,
+        )
+        self.web = WebServer(build_app(ctx), web)
+        self.web.start()
 
     def run_until_stopped(self) -> bool:
         """Block until SIGTERM/SIGINT (or `request_stop`), pinging the systemd watchdog meanwhile.
@@ -206,8 +236,12 @@ class Gateway:
     def stop(self) -> None:
         if self._ready:
             self._notifier.stopping()
+        if self.web is not None:
+            self.web.stop()
         if self._control is not None:
             self._control.stop()
+        if self.backups is not None:
+            self.backups.stop()
         if self.poller is not None:
             self.poller.stop()
         if self.ups is not None:
@@ -235,6 +269,9 @@ class Gateway:
     def _healthy(self) -> bool:
         return bool(self.writer and self.writer.alive and self.forwarder and self.forwarder.alive)
 
+    def console_status(self) -> dict[str, Any] | None:
+        return None if self.web is None else {"url": self.web.url, "alive": self.web.alive}
+
     def _on_probe_state(self, name: str, state: ProbeState) -> None:
         assert self.forwarder is not None and self.alarms is not None
         self.alarms.observe(name, state.temperature_c, state.humidity_pct, "ok" if state.status == "ok" else "fault")
@@ -260,7 +297,23 @@ class Gateway:
             "alarm.ack": self._alarm_ack,
             **(self.desk.handlers() if self.desk is not None else {}),
             **(self.visit_desk.handlers() if self.visit_desk is not None else {}),
+            **self._user_handlers(),
+            **self._backup_handlers(),
         }
+
+    def _user_handlers(self) -> dict[str, Any]:
+        from gateway.web.users import UserBook, UserDesk
+
+        if self.users is None:
+            self.users = UserBook(self.config.database_path, self.writer)
+        return UserDesk(self.users).handlers()
+
+    def _backup_handlers(self) -> dict[str, Any]:
+        try:
+            from gateway.backup import backup_handlers
+        except ImportError:  # TEMPORARY until gateway/backup.py lands in the next commit
+            return {}
+        return backup_handlers(self.config, self._emit)
 
     def _sim_set(self, params: Mapping[str, Any]) -> dict[str, Any]:
         device, name, values = params.get("device"), params.get("name"), params.get("values")
@@ -323,6 +376,7 @@ class Gateway:
             "alarms": self._alarms().active(),
             **({"doors": self.doors.snapshot(), "inside": self.doors.inside()} if self.doors is not None else {}),
             **({"visits": self.visit_desk.state()} if self.visit_desk is not None else {}),
+            **({"console": self.console_status()} if self.web is not None else {}),
         }
 
 

@@ -33,9 +33,14 @@ def _check(device: str, ok: bool, detail: str, value: Any = None, age_s: float |
     return {"device": device, "ok": ok, "detail": detail, "value": value, "age_s": age_s}
 
 
-def _from_running_gateway(status: dict[str, Any]) -> list[dict[str, Any]]:
+def checks_from_status(status: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every device the running gateway holds, from its status (also the console's device-health page)."""
     now = time.time()
     checks = []
+    store = status["store"]
+    checks.append(_check("store", store["writer"] == "ok",
+                         f"last seq {store['last_seq']}" if store["writer"] == "ok" else str(store["last_error"]),
+                         {"outbox_depth": store["outbox_depth"]}))
     mqtt = status["mqtt"]
     checks.append(_check(f"mqtt {mqtt['broker']}", mqtt["connected"],
                          "connected" if mqtt["connected"] else f"not connected: {mqtt['last_error']}",
@@ -53,6 +58,33 @@ def _from_running_gateway(status: dict[str, Any]) -> list[dict[str, Any]]:
         checks.append(_check(f"ups {ups['ups']}", bool(ups["reachable"]),
                              ups["status"] or "" if ups["reachable"] else ups["error"] or "not read yet",
                              {k: ups[k] for k in ("battery_charge_pct", "load_pct", "on_battery")}, age))
+    checks += _power_checks(status["devices"], now)
+    for name, door in (status.get("doors") or {}).items():
+        faults = door.get("faults") or []
+        checks.append(_check(f"door {name}", not faults, "; ".join(map(str, faults)) or
+                             f"{door.get('state')}, {'locked' if door.get('locked') else 'unlocked'}"))
+        camera = door.get("camera")
+        if camera is not None:
+            checks.append(_check(f"camera {name}", bool(camera.get("running")) and not camera.get("last_error"),
+                                 camera.get("last_error") or f"{camera.get('camera')} {camera.get('source') or ''}"))
+        for side, sensor in (door.get("fingerprint") or {}).items():
+            detail = sensor.get("last_error") or f"{sensor.get('slots_used')}/{sensor.get('capacity')} slots used"
+            checks.append(_check(f"fingerprint {name}/{side}", bool(sensor.get("connected")), detail))
+    return checks
+
+
+def _power_checks(devices: dict[str, Any], now: float) -> list[dict[str, Any]]:
+    checks = []
+    ats, generator = devices.get("ats"), devices.get("generator")
+    if ats is not None:
+        age = round(now - ats["last_reading_ts"], 1) if ats.get("last_reading_ts") else None
+        checks.append(_check("ats", ats.get("readable") is not False, ats.get("error") or f"on {ats.get('position')}",
+                             {"position": ats.get("position")}, age))
+    if generator is not None:
+        errors = generator.get("errors") or {}
+        checks.append(_check("generator", not errors, "; ".join(f"{k}: {v}" for k, v in errors.items()) or
+                             ("running" if generator.get("running") else "stopped"),
+                             {"fuel_pct": generator.get("fuel_pct")}))
     return checks
 
 
@@ -88,7 +120,7 @@ def _directly(config: Config) -> list[dict[str, Any]]:
 def _doctor(args: argparse.Namespace) -> int:
     config = load(args)
     try:
-        checks = _from_running_gateway(call(config.control_socket_path, "status"))
+        checks = checks_from_status(call(config.control_socket_path, "status"))
         source = "asked the running gateway"
     except ServiceNotRunningError:
         checks = _directly(config)

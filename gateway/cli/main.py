@@ -25,6 +25,7 @@ from gateway.cli import (
     run_cmd,
     sim_cmd,
     status_cmd,
+    user_cmd,
     visit_cmd,
 )
 from gateway.config.loader import CONFIG_ENV, DEFAULT_CONFIG_PATH
@@ -32,7 +33,7 @@ from gateway.errors import DcgateError
 
 COMMAND_MODULES = (
     run_cmd, config_cmd, status_cmd, doctor_cmd, read_cmd, events_cmd, readings_cmd, log_cmd, alarm_cmd, power_cmd,
-    modbus_cmd, sim_cmd, access_cmd, visit_cmd,
+    modbus_cmd, sim_cmd, access_cmd, visit_cmd, user_cmd,
 )
 
 
