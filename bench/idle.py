@@ -119,6 +119,12 @@ def sim_config(data_dir: Path, port: int) -> dict[str, Any]:
     config = tomllib.loads(SIM_CONFIG.read_text(encoding="utf-8"))
     config["data_dir"] = str(data_dir)
     config["mqtt"] = {**config.get("mqtt", {}), "host": "127.0.0.1", "port": port}
+    if "web" in config:  # the console listens, idle: nobody is signed in during the window
+        from tests.support.ports import free_port
+
+        config["web"] = {**config["web"], "port": free_port()}
+    if "backup" in config:
+        config["backup"] = {**config["backup"], "dir": str(data_dir.parent / "backups")}
     if "access" in config:  # the sim door's template key, made for this run
         from access.crypto import generate_key_file
 

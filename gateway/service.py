@@ -68,6 +68,7 @@ class Gateway:
         self.users: Any = None  # gateway.web.users.UserBook
         self.web: Any = None  # gateway.web.server.WebServer, when [web] is configured
         self.backups: Any = None  # gateway.backup.BackupScheduler, when [backup] is configured
+        self._console: Any = None  # gateway.web.context.ConsoleContext
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -177,12 +178,18 @@ class Gateway:
         web = self.config.web
         assert web is not None and self.users is not None
         sessions = SessionStore(web.session_idle_min * 60, web.session_max_h * 3600)
-        self.users.on_change = lambda user, _what: sessions.end_user(user)
+
+        def account_changed(user: str, what: str) -> None:
+            if sessions.end_user(user):  # a disabled, demoted or re-keyed account is signed out everywhere
+                self._emit("console.logout", "console", {"user": user, "reason": "account_changed", "change": what})
+
+        self.users.on_change = account_changed
         ctx = ConsoleContext(
             config=self.config, ops=self._control_handlers(), status=self.status, users=self.users,
             sessions=sessions, throttle=LoginThrottle(web.login_attempts, web.login_lockout_min * 60),
             emit=self._emit,
         )
+        self._console = ctx
         self.web = WebServer(build_app(ctx), web)
         self.web.start()
 
@@ -208,6 +215,10 @@ class Gateway:
             self.alarms.tick()
         if self.doors is not None:
             self.doors.tick()
+        if self._console is not None:  # sessions that ended by themselves are audited as sign-outs
+            for session, reason in self._console.sessions.sweep():
+                self._emit("console.logout", "console", {"user": session.user, "reason": reason,
+                                                         "address": session.address})
         if self.forwarder is None:
             return
         states = {}

@@ -84,6 +84,8 @@ cat >&2 <<EOF
 run-sim: watch what is forwarded:  mosquitto_sub -h $BROKER_HOST -t 'dcgate/#' -v
 run-sim: poke the simulator:       .venv/bin/dcgate sim set probe rack1 temperature=27.5 --config hardware/config/sim.toml
 run-sim: more:                     .venv/bin/dcgate status --config hardware/config/sim.toml
+run-sim: the web console:         http://127.0.0.1:8080  (no default account; make the first admin:)
+                                   .venv/bin/dcgate user add admin --role admin --password-file - --config hardware/config/sim.toml
 run-sim: the door:                 .venv/bin/dcgate person add --name "Budi" --nip 199001012015011001 --role staff --config hardware/config/sim.toml
                                    .venv/bin/dcgate enroll face ID --image PHOTO.jpg --config hardware/config/sim.toml
                                    .venv/bin/dcgate door present main --face PHOTO2.jpg --config hardware/config/sim.toml

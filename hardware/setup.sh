@@ -36,6 +36,8 @@ _dcgate_pkg_command() {
         nut-server) echo upsd ;;
         socat) echo socat ;;
         sqlite3) echo sqlite3 ;;
+        chromium) echo chromium ;;
+        poppler-utils) echo pdftoppm ;;
         *) echo "" ;;
     esac
 }

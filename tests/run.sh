@@ -5,14 +5,15 @@
 #   bash tests/run.sh -q -x tests/test_docs.py   # extra arguments go to pytest
 #
 # Installs the Debian packages the tests use for real (mosquitto, mosquitto_sub, NUT's upsd, socat
-# for serial ptys, the sqlite3 CLI for tamper tests), creates .venv/ with `.[dev]`, then runs
+# for serial ptys, the sqlite3 CLI for tamper tests, Chromium for the console's browser tests, poppler's
+# pdftoppm to render reports), creates .venv/ with `.[dev]`, then runs
 # `ruff check .` and `pytest -n 2`. Works unattended (CI=true, no stdin). Exit status is pytest's.
 set -euo pipefail
 
 # shellcheck source=hardware/setup.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../hardware/setup.sh"
 
-ensure_apt_packages mosquitto mosquitto-clients nut-server socat sqlite3 fonts-dejavu-core
+ensure_apt_packages mosquitto mosquitto-clients nut-server socat sqlite3 fonts-dejavu-core chromium poppler-utils
 ensure_venv dev,face
 
 cd "$DCGATE_ROOT"

@@ -22,6 +22,7 @@ from gateway.cli import (
     power_cmd,
     read_cmd,
     readings_cmd,
+    report_cmd,
     run_cmd,
     sim_cmd,
     status_cmd,
@@ -33,7 +34,7 @@ from gateway.errors import DcgateError
 
 COMMAND_MODULES = (
     run_cmd, config_cmd, status_cmd, doctor_cmd, read_cmd, events_cmd, readings_cmd, log_cmd, alarm_cmd, power_cmd,
-    modbus_cmd, sim_cmd, access_cmd, visit_cmd, user_cmd,
+    modbus_cmd, sim_cmd, access_cmd, visit_cmd, user_cmd, report_cmd,
 )
 
 
