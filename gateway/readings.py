@@ -31,7 +31,8 @@ def readings(db: sqlite_utils.Database, probe: str, *, since: str | None = None,
         for ts, temperature, humidity in db.conn.execute(sql, (probe, since, until)):
             yield {"ts": ts, "temperature_c": temperature, "humidity_pct": humidity}
         return
-    # partial aggregates from each tier, merged per bucket: a pruned reading is in exactly one tier
+    # partial aggregates from each tier, merged per bucket: a pruned reading is in exactly one tier. A bucket
+    # belongs to the period when it starts before `until` (compared as full timestamps: "…T00:00" < "…T00:00:00Z")
     sql = f"""
         WITH raw AS (
           SELECT ts, json_extract(payload, '$.temperature_c') AS t, json_extract(payload, '$.humidity_pct') AS h
@@ -43,10 +44,12 @@ def readings(db: sqlite_utils.Database, probe: str, *, since: str | None = None,
           FROM raw GROUP BY 1
           UNION ALL
           SELECT substr(minute, 1, {prefix}), n, t_n, t_min, t_max, t_sum, h_n, h_min, h_max, h_sum
-          FROM readings_minute WHERE probe = :probe AND minute >= substr(:since, 1, 16) AND minute < :until
+          FROM readings_minute WHERE probe = :probe AND minute >= substr(:since, 1, 16)
+            AND minute || ':00.000Z' < :until
           UNION ALL
           SELECT substr(hour, 1, {prefix}), n, t_n, t_min, t_max, t_sum, h_n, h_min, h_max, h_sum
-          FROM readings_hour WHERE probe = :probe AND hour >= substr(:since, 1, 13) AND hour < :until)
+          FROM readings_hour WHERE probe = :probe AND hour >= substr(:since, 1, 13)
+            AND hour || ':00:00.000Z' < :until)
         SELECT bucket, sum(n), min(t_min), sum(t_sum) / nullif(sum(t_n), 0), max(t_max),
                min(h_min), sum(h_sum) / nullif(sum(h_n), 0), max(h_max)
         FROM parts GROUP BY bucket ORDER BY bucket

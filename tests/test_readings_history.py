@@ -141,3 +141,18 @@ def test_emptying_a_payload_by_hand_is_caught(tmp_path, writers):
     result = verify_file(path)
     assert not result.ok and result.bad_seq == started.seq and "gateway.started event, which is never pruned" in \
         result.problem
+
+
+def test_an_aggregate_starting_at_until_is_not_in_the_period(tmp_path):
+    """Regression: `minute < until` compared as text put the minute starting exactly at `until` inside."""
+    from gateway.readings import readings
+    from gateway.store.database import open_for_writing
+
+    db = open_for_writing(tmp_path / "dcgate.db")
+    row = {"probe": "rack1", "n": 1, "t_n": 1, "t_min": 21.0, "t_max": 21.0, "t_sum": 21.0,
+           "h_n": 1, "h_min": 50.0, "h_max": 50.0, "h_sum": 50.0}
+    db["readings_minute"].insert_all([{**row, "minute": "2026-09-30T23:59"}, {**row, "minute": "2026-10-01T00:00"}])
+    db["readings_hour"].insert_all([{**row, "hour": "2026-09-30T22"}, {**row, "hour": "2026-10-01T00"}])
+    got = [r["period"] for r in readings(db, "rack1", since="2026-09-30T00:00:00.000Z",
+                                          until="2026-10-01T00:00:00.000Z", every="minute")]
+    assert got == ["2026-09-30T22", "2026-09-30T23:59"]
