@@ -123,13 +123,13 @@ class Gateway:
         self._start_access()
         from gateway.control.server import ControlServer  # only the service needs the server side
 
-        self._control = ControlServer(cfg.control_socket_path, self._control_handlers())
-        self._control.start()
         if cfg.backup is not None:
             from gateway.backup import BackupScheduler
 
             self.backups = BackupScheduler(cfg, self._emit)
             self.backups.start()
+        self._control = ControlServer(cfg.control_socket_path, self._control_handlers())
+        self._control.start()
         if cfg.web is not None:
             self._start_console()
         self._notifier.ready(f"forwarding to {cfg.mqtt.host}:{cfg.mqtt.port}")
@@ -320,11 +320,9 @@ class Gateway:
         return UserDesk(self.users).handlers()
 
     def _backup_handlers(self) -> dict[str, Any]:
-        try:
-            from gateway.backup import backup_handlers
-        except ImportError:  # TEMPORARY until gateway/backup.py lands in the next commit
-            return {}
-        return backup_handlers(self.config, self._emit)
+        from gateway.backup import backup_handlers
+
+        return backup_handlers(self.config, self._emit, self.backups)
 
     def _sim_set(self, params: Mapping[str, Any]) -> dict[str, Any]:
         device, name, values = params.get("device"), params.get("name"), params.get("values")

@@ -14,6 +14,7 @@ from gateway import __version__
 from gateway.cli import (
     access_cmd,
     alarm_cmd,
+    backup_cmd,
     config_cmd,
     doctor_cmd,
     events_cmd,
@@ -34,7 +35,7 @@ from gateway.errors import DcgateError
 
 COMMAND_MODULES = (
     run_cmd, config_cmd, status_cmd, doctor_cmd, read_cmd, events_cmd, readings_cmd, log_cmd, alarm_cmd, power_cmd,
-    modbus_cmd, sim_cmd, access_cmd, visit_cmd, user_cmd, report_cmd,
+    modbus_cmd, sim_cmd, access_cmd, visit_cmd, user_cmd, report_cmd, backup_cmd,
 )
 
 
