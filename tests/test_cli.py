@@ -419,10 +419,11 @@ def test_malformed_control_requests_get_errors_and_the_gateway_keeps_working(
         assert ask(b'{"op": "status", "params": [1]}\n')["error"].startswith("malformed request")
         assert ask(b"[1, 2]\n")["error"].startswith("malformed request")
         unknown = ask(b'{"op": "reboot"}\n')
-        known = ("alarm.ack, alarm.list, door.present, door.status, enroll.face, enroll.finger, finger.sync, inside, "
-                 "person.activate, person.add, person.deactivate, person.revoke, probe.read, sim.set, sim.show, "
-                 "status, visit.admit, visit.approve, visit.arrive, visit.checkout, visit.extend, visit.list, "
-                 "visit.minutes, visit.reject, visit.request, visit.show")
+        known = ("alarm.ack, alarm.list, backup.list, backup.run, door.present, door.status, enroll.face, "
+                 "enroll.finger, finger.sync, inside, person.activate, person.add, person.deactivate, person.list, "
+                 "person.revoke, probe.read, sim.set, sim.show, status, user.add, user.disable, user.enable, "
+                 "user.list, user.passwd, user.role, visit.admit, visit.approve, visit.arrive, visit.checkout, "
+                 "visit.extend, visit.list, visit.minutes, visit.reject, visit.request, visit.show")
         assert unknown == {"ok": False, "error": f"unknown operation 'reboot'; known: {known}"}
         bad_params = ask(b'{"op": "sim.set", "params": {"device": "probe"}}\n')
         assert bad_params == {"ok": False, "error": "sim.set needs device, name and values", "exit_code": 2}
