@@ -30,19 +30,32 @@ def login(req: Req) -> Response:
     name, password, target = req.text("name").lower(), str(req.form.get("password", "")), safe_next(req.text("next"))
     wait_s = ctx.throttle.locked(name, req.address)
     if wait_s > 0:
-        ctx.emit("console.login_failed", "console", {"user": name, "address": req.address, "reason": "locked"})
+        ctx.emit("console.login_failed", "console", {"user": _loggable(ctx, name), "address": req.address,
+                                                     "reason": "locked"})
         message = req.t("login.locked", minutes=max(1, round(wait_s / 60)))
         return render(req, "login.html", status_code=429, next=target, name=name, error=message)
     user, reason = _authenticate(ctx, name, password)
     if user is None:
         ctx.throttle.failed(name, req.address)
-        ctx.emit("console.login_failed", "console", {"user": name, "address": req.address, "reason": reason})
+        ctx.emit("console.login_failed", "console", {"user": _loggable(ctx, name), "address": req.address,
+                                                     "reason": reason})
         # one message for every failure: the form must not tell which names exist or are disabled
         return render(req, "login.html", status_code=401, next=target, name=name, error=req.t("login.failed"))
     ctx.throttle.succeeded(name, req.address)
     req.new_token = ctx.sessions.sign_in(req.token, user.name, user.role)
     ctx.emit("console.login", "console", {"user": user.name, "role": user.role, "address": req.address})
     return RedirectResponse(target, 303)
+
+
+def _loggable(ctx: Any, name: str) -> str:
+    """The name typed, if it is an account's; otherwise a placeholder: people type passwords into the
+    name field, and the log is forwarded upstream."""
+    from gateway.errors import DcgateError
+
+    try:
+        return str(ctx.users.get(name).name)
+    except DcgateError:
+        return "(tidak dikenal/unknown)"
 
 
 def _authenticate(ctx: Any, name: str, password: str) -> tuple[Any, str]:
