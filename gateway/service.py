@@ -128,10 +128,10 @@ class Gateway:
 
             self.backups = BackupScheduler(cfg, self._emit)
             self.backups.start()
+        if cfg.web is not None:  # before the control socket: once `dcgate status` answers, the console does too
+            self._start_console()
         self._control = ControlServer(cfg.control_socket_path, self._control_handlers())
         self._control.start()
-        if cfg.web is not None:
-            self._start_console()
         self._notifier.ready(f"forwarding to {cfg.mqtt.host}:{cfg.mqtt.port}")
         self._ready = True
 
@@ -176,6 +176,7 @@ class Gateway:
         from gateway.web.throttle import LoginThrottle
 
         web = self.config.web
+        ops = self._control_handlers()  # also makes the account book
         assert web is not None and self.users is not None
         sessions = SessionStore(web.session_idle_min * 60, web.session_max_h * 3600)
 
@@ -185,7 +186,7 @@ class Gateway:
 
         self.users.on_change = account_changed
         ctx = ConsoleContext(
-            config=self.config, ops=self._control_handlers(), status=self.status, users=self.users,
+            config=self.config, ops=ops, status=self.status, users=self.users,
             sessions=sessions, throttle=LoginThrottle(web.login_attempts, web.login_lockout_min * 60),
             emit=self._emit,
         )

@@ -100,6 +100,9 @@ def svg_chart(rows: list[dict[str, Any]], quantity: str, limits: ThresholdConfig
         parts.append(f'<polygon points="{poly}" fill="#9ec5fe" fill-opacity="0.45" stroke="none"/>')
     line = " ".join(f"{x(m):.1f},{y(mean):.1f}" for m, _low, mean, _high in points)
     parts.append(f'<polyline points="{line}" fill="none" stroke="#0b5ed7" stroke-width="1.6"/>')
+    if len(points) == 1:  # a fresh gateway's first minute: a line of one point would not show
+        moment, _low, mean, _high = points[0]
+        parts.append(f'<circle cx="{x(moment):.1f}" cy="{y(mean):.1f}" r="3" fill="#0b5ed7"/>')
     parts.append(f'<text x="{PAD_L + 4}" y="{PAD_T + 10}" fill="#198754">{low_limit:g}–{high_limit:g} {unit}</text>')
     return "".join(parts) + "</svg>"
 

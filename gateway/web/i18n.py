@@ -174,6 +174,8 @@ WORDS: dict[str, tuple[str, str]] = {
     "visit.devices_hint": ("satu per baris (vendor)", "one per line (vendors)"),
     "visit.companions": ("Pengikut", "Companions"),
     "visit.companions_hint": ("NAMA; KTP; NOMOR — satu per baris", "NAME; KTP; NUMBER — one per line"),
+    "visit.limits": ("Batas lama di dalam: tamu {guest:g} menit, vendor {vendor:g} jam (bisa diperpanjang).",
+                     "Time allowed inside: guests {guest:g} min, vendors {vendor:g} h (extendable)."),
     "visit.window": ("Waktu yang disetujui", "Window"),
     "visit.status": ("Status", "Status"),
     "visit.visitors": ("Pengunjung", "Visitors"),

@@ -74,7 +74,8 @@ def _people(req: Req) -> list[dict[str, Any]]:
 def visits(req: Req) -> Response:
     show_all = req.text("all") == "1"
     listed = req.ctx.call("visit.list", {"all": show_all})
-    return render(req, "visits.html", visits=list(reversed(listed)), show_all=show_all)
+    return render(req, "visits.html", visits=list(reversed(listed)), show_all=show_all, values={},
+                  limits=req.ctx.config.visits)
 
 
 @route("/visits", role="staff", methods=("POST",), kind="action")
@@ -89,7 +90,12 @@ def request_visit(req: Req) -> Response:
         })
 
     visit = req.act("visit.request", req.text("name"), run, req.t("visit.requested"))
-    return RedirectResponse(f"/visits/{visit['id']}" if visit else "/visits", 303)
+    if visit is None:  # refused: the form again, as typed (less the ID number), with the reason above it
+        values = {k: v for k, v in req.form.items() if k not in ("csrf", "id_number")}
+        listed = req.ctx.call("visit.list", {})
+        return render(req, "visits.html", status_code=400, visits=list(reversed(listed)), show_all=False,
+                      values=values, limits=req.ctx.config.visits)
+    return RedirectResponse(f"/visits/{visit['id']}", 303)
 
 
 @route("/visits/{visit}", role="staff")

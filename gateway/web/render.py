@@ -43,12 +43,18 @@ def local_time(ts: str | None, zone: str, with_date: bool = True) -> str:
     return local.strftime("%d-%m-%Y %H:%M:%S" if with_date else "%H:%M:%S")
 
 
+def _here(url: Any) -> str:
+    """This page's path and query: where the language switch comes back to."""
+    return url.path + (f"?{url.query}" if url.query else "")
+
+
 def render(req: Any, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
     zone = req.ctx.config.access.timezone
     page = _env.get_template(template).render(
         t=req.t, lang=req.lang, user=req.user, role=req.role, csrf=req.session.csrf,
         nav=[(path, word) for path, word, role in NAV if req.allowed(role)] if req.user else [],
-        path=req.request.url.path, site=req.ctx.config.site, gateway=req.ctx.config.gateway,
+        path=req.request.url.path, here=_here(req.request.url),
+        site=req.ctx.config.site, gateway=req.ctx.config.gateway,
         version=__version__, flashes=req.ctx.take_flashes(req.session.csrf),
         local=lambda ts, with_date=True: local_time(ts, zone, with_date), allowed=req.allowed,
         **values,

@@ -9,8 +9,13 @@ function refreshLive(box) {
     if (!box.contains(document.activeElement) || document.activeElement === document.body) {
       try {
         const response = await fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } });
-        if (response.status === 401) { window.location.assign("/login?next=" + encodeURIComponent(location.pathname)); return; }
-        if (response.ok) { box.innerHTML = await response.text(); box.dataset.updated = String(Date.now()); }
+        if (response.status === 401) { window.location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search)); return; }
+        const html = response.ok ? await response.text() : null;
+        // focus may have moved into the box while the request was under way: never replace a form being typed in
+        if (html !== null && !box.contains(document.activeElement)) {
+          box.innerHTML = html;
+          box.dataset.updated = String(Date.now());
+        }
       } catch (error) { box.dataset.error = String(error); }
     }
     setTimeout(tick, every);
