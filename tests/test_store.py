@@ -33,7 +33,7 @@ from tests.support.waiting import wait_until
 
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 MIGRATION_NAMES = ["0001_events", "0002_outbox", "0003_events_insert_only_at_the_end", "0004_prunable_readings",
-                   "0005_access", "0006_visits"]
+                   "0005_access", "0006_visits", "0007_console_users"]
 
 
 @pytest.fixture

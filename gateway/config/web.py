@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from gateway.config.base import FilePath, StrictModel, check_readable_file, resolve_path
+from gateway.config.base import FilePath, StrictModel, check_readable_file, check_secret_file, resolve_path
 
 
 class WebConfig(StrictModel):
@@ -72,10 +72,15 @@ class WebConfig(StrictModel):
             ) from None
         return value
 
-    @field_validator("tls_cert", "tls_key")
+    @field_validator("tls_cert")
     @classmethod
     def _readable(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        return check_readable_file(value, info.field_name or "tls")
+        return check_readable_file(value, info.field_name or "tls_cert")
+
+    @field_validator("tls_key")
+    @classmethod
+    def _private(cls, value: Path | None) -> Path | None:
+        return check_secret_file(value, "tls_key")
 
     @model_validator(mode="after")
     def _pair(self) -> WebConfig:

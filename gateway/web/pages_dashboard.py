@@ -54,18 +54,18 @@ def dashboard(req: Req) -> Response:
     return render(req, "dashboard.html", state=live_state(req), spans=list(SPANS), span=_span(req))
 
 
-@route("/dashboard/live", role="viewer", kind="api")
+@route("/dashboard/live", role="viewer", kind="api", touch=False)
 def dashboard_live(req: Req) -> Response:
     """The changing part of the dashboard, re-fetched by the page every few seconds."""
     return render(req, "dashboard_live.html", state=live_state(req))
 
 
-@route("/api/state", role="viewer", kind="api")
+@route("/api/state", role="viewer", kind="api", touch=False)
 def api_state(req: Req) -> Response:
     return JSONResponse(live_state(req))
 
 
-@route("/api/chart/{probe}.svg", role="viewer", kind="api")
+@route("/api/chart/{probe}.svg", role="viewer", kind="api", touch=False)
 def chart(req: Req) -> Response:
     probe = req.request.path_params["probe"]
     quantity = req.text("q", "temperature")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import FileResponse, RedirectResponse, Response
 
 from gateway.cli.doctor_cmd import checks_from_status
 from gateway.errors import DcgateError
@@ -72,5 +72,4 @@ def download_backup(req: Req) -> Response:
         req.audit("backup.download", name, str(exc))
         return Response(f"404 {exc}", 404, media_type="text/plain; charset=utf-8")
     req.audit("backup.download", path.name)
-    return Response(path.read_bytes(), media_type="application/vnd.sqlite3",
-                    headers={"Content-Disposition": f'attachment; filename="{path.name}"'})
+    return FileResponse(path, media_type="application/vnd.sqlite3", filename=path.name)

@@ -127,12 +127,17 @@ class Req:
         return result
 
 
-def route(path: str, *, role: str | None, methods: tuple[str, ...] = ("GET",), kind: str = "page") -> Callable:
-    """Register a handler `fn(req: Req) -> Response`, run in a worker thread (the ops block on the store)."""
+def route(path: str, *, role: str | None, methods: tuple[str, ...] = ("GET",), kind: str = "page",
+          touch: bool = True) -> Callable:
+    """Register a handler `fn(req: Req) -> Response`, run in a worker thread (the ops block on the store).
+
+    `touch=False` for what a page fetches by itself (the live dashboard): it must not keep an unattended
+    session from going idle.
+    """
 
     def register(fn: Callable[[Req], Response]) -> Callable[[Req], Response]:
         async def endpoint(request: Request) -> Response:
-            return await _guarded(request, fn, role, kind)
+            return await _guarded(request, fn, role, kind, touch)
 
         ROUTES.append(RouteSpec(path, methods, role, kind, endpoint, fn.__name__))
         return fn
@@ -140,10 +145,11 @@ def route(path: str, *, role: str | None, methods: tuple[str, ...] = ("GET",), k
     return register
 
 
-async def _guarded(request: Request, fn: Callable[[Req], Response], role: str | None, kind: str) -> Response:
+async def _guarded(request: Request, fn: Callable[[Req], Response], role: str | None, kind: str,
+                   touch: bool = True) -> Response:
     ctx: ConsoleContext = request.app.state.ctx
     token = request.cookies.get(COOKIE, "")
-    session = ctx.sessions.get(token) if token else None
+    session = ctx.sessions.get(token, touch=touch) if token else None
     fresh = None
     if session is None:
         if token:
@@ -151,6 +157,10 @@ async def _guarded(request: Request, fn: Callable[[Req], Response], role: str | 
         token, session = ctx.sessions.new(request.client.host if request.client else "?")
         fresh = token
     req = Req(request, ctx, session, token, new_token=fresh)
+    if request.method == "POST" and role is not None and not (session.user and role_at_least(session.role, role)):
+        # refused before the body is read: nobody without the role makes the Pi read an 8 MB upload
+        refusal = PlainTextResponse("401 masuk dulu / sign in first", 401) if session.user is None else _forbidden(req)
+        return _finish(req, refusal)
     if request.method == "POST":
         refusal = await _check_post(req)
         if refusal is not None:
