@@ -76,8 +76,8 @@ PW_LINES = 'username = "gw"\npassword_file = "secret.txt"'
 CASES: dict[str, Case] = {
     "unknown_top_level_key": Case(
         with_line(VALID, 'data_dir = "data"', 'colour = "blue"'), "colour", 4, "'blue'",
-        "remove `colour` or correct its spelling; keys allowed here: access, backup, data_dir, doors, gateway, logging, "
-        "mqtt",
+        "remove `colour` or correct its spelling; keys allowed here: access, backup, data_dir, doors, gateway, "
+        "logging, mqtt",
     ),
     "unknown_key_in_mqtt": Case(
         with_line(VALID, "port = 1883", 'hots = "broker.local"'), "mqtt.hots", 8, "'broker.local'",
