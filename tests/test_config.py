@@ -383,3 +383,22 @@ def test_gateway_run_puts_a_relative_data_dir_next_to_its_config(tmp_path: Path,
     assert gw.status()["store"]["path"] == str(etc / "data" / "dcgate.db")
     assert not (REPO / "data").exists()
     assert os.stat(etc / "data").st_mode & 0o777 == 0o700
+
+
+def test_a_web_tls_key_readable_by_others_is_refused(tmp_path):
+    """The console's private key is a secret file like the MQTT password: owner-only, or no start."""
+    from gateway.config.loader import load_config
+    from gateway.errors import ConfigError
+    from tests.support.configs import base_config, write_config
+
+    cert, key = tmp_path / "web.crt", tmp_path / "web.key"
+    cert.write_text("-----BEGIN CERTIFICATE-----\n")
+    key.write_text("-----BEGIN PRIVATE KEY-----\n")
+    key.chmod(0o644)
+    path = write_config(tmp_path / "dcgate.toml", base_config(tmp_path / "data", 1883,
+                                                              web={"tls_cert": str(cert), "tls_key": str(key)}))
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert "tls_key" in str(refused.value) and "chmod 600" in str(refused.value)
+    key.chmod(0o600)
+    assert load_config(path).web.https
