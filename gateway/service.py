@@ -128,9 +128,10 @@ class Gateway:
 
             self.backups = BackupScheduler(cfg, self._emit)
             self.backups.start()
+        ops = self._control_handlers()  # one set for both: the console and the socket share desks and locks
         if cfg.web is not None:  # before the control socket: once `dcgate status` answers, the console does too
-            self._start_console()
-        self._control = ControlServer(cfg.control_socket_path, self._control_handlers())
+            self._start_console(ops)
+        self._control = ControlServer(cfg.control_socket_path, ops)
         self._control.start()
         self._notifier.ready(f"forwarding to {cfg.mqtt.host}:{cfg.mqtt.port}")
         self._ready = True
@@ -167,7 +168,7 @@ class Gateway:
             self.desk.on_revoked = admissions.escort_revoked
         self.visit_desk = VisitDesk(self.config, book, self.doors, admissions)
 
-    def _start_console(self) -> None:
+    def _start_console(self, ops: dict[str, Any]) -> None:
         """The web console: the same operations as the control socket, called in-process."""
         from gateway.web.app import build_app
         from gateway.web.context import ConsoleContext
@@ -176,7 +177,6 @@ class Gateway:
         from gateway.web.throttle import LoginThrottle
 
         web = self.config.web
-        ops = self._control_handlers()  # also makes the account book
         assert web is not None and self.users is not None
         sessions = SessionStore(web.session_idle_min * 60, web.session_max_h * 3600)
 
